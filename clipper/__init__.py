@@ -1,0 +1,3 @@
+"""clipper: interviews in, anonymized subtitled platform clips out."""
+
+__version__ = "0.1.0"
