@@ -16,7 +16,10 @@ log = logging.getLogger("clipper.ffmpeg")
 
 # Known ffmpeg stderr phrases mapped to a fix an editor can act on.
 _HINTS: tuple[tuple[str, str], ...] = (
-    ("Invalid data found when processing input", "the file is not a readable video; re-export it or check the path"),
+    (
+        "Invalid data found when processing input",
+        "the file is not a readable video; re-export it or check the path",
+    ),
     ("moov atom not found", "the file is truncated (an unfinished copy or recording); copy it again"),
     ("No such file or directory", "check the path"),
     ("Permission denied", "check the file's permissions"),

@@ -1,0 +1,159 @@
+"""`clipper …`: a thin command line over the library; the only place that prints and picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from clipper import __version__
+from clipper.errors import ClipperError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from clipper.render import prepare
+
+    failed = 0
+    for path in args.files:
+        try:
+            plan = prepare(Path(path))
+        except ClipperError as e:
+            failed += 1
+            _err(e)
+            continue
+        if not args.quiet:
+            print(f"{path}: ok — {len(plan.variants)} output(s), {plan.duration_s:.2f} s each")
+    return 2 if failed else 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from clipper.manifest import json_schema
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from clipper.render import prepare
+
+    plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+        return 0
+    from clipper.report import print_plan
+
+    print_plan(plan)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from clipper.media import facts_json, probe
+
+    for path in args.media:
+        print(facts_json(probe(Path(path))))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
+    from clipper.render import prepare, render
+    from clipper.report import RichProgress, print_summary
+
+    plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang, preview=preview)
+    with RichProgress(quiet=args.quiet) as progress:
+        results = render(plan, Path(args.out), progress=progress)
+    if not args.quiet:
+        print_summary(results)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every sub-command."""
+    p = argparse.ArgumentParser(
+        prog="clipper", description="Anonymized, subtitled clips from long interviews."
+    )
+    p.add_argument("--version", action="version", version=f"clipper {__version__}")
+    p.add_argument("--debug", action="store_true", help="log every ffmpeg command and show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("validate", help="check manifests and the files they name, without rendering")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("schema", help="write the manifest JSON Schema (for editors' YAML plugins)")
+    s.add_argument("--out", default="manifests/clipper.schema.json")
+    s.set_defaults(func=_cmd_schema)
+
+    for name, helptext in (
+        ("render", "render every variant of a manifest"),
+        ("preview", "render one variant small and fast, for a look"),
+        ("plan", "print the render plan: cuts with frame numbers, variants, steps"),
+    ):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("file")
+        s.add_argument("--platform", action="append", help="only this platform (repeatable)")
+        s.add_argument("--lang", action="append", help="only this language (repeatable)")
+        if name == "plan":
+            s.add_argument("--json", action="store_true", help="print the plan as JSON")
+            s.set_defaults(func=_cmd_plan)
+        else:
+            s.add_argument("--out", default="output", help="output root folder (default: output)")
+            s.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+            s.set_defaults(
+                func=(lambda a: _cmd_render(a, preview=True)) if name == "preview" else _cmd_render
+            )
+
+    s = sub.add_parser("probe", help="print what clipper knows about media files")
+    s.add_argument("media", nargs="+")
+    s.set_defaults(func=_cmd_probe)
+
+    s = sub.add_parser("demo", help="generate the demo interview footage (footage/demo-interview.mp4)")
+    s.add_argument("--out", default="footage/demo-interview.mp4")
+    s.set_defaults(func=_cmd_demo)
+    return p
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from clipper.demo import make_demo_interview
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} exists; keeping it")
+        return 0
+    make_demo_interview(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _err(e: ClipperError) -> None:
+    text = e.render()
+    print(
+        text if e.where or "\n" in text and ":" in text.split("\n")[0] else f"error: {text}", file=sys.stderr
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except ClipperError as e:
+        if args.debug:
+            raise
+        _err(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""ffmpeg commands as data: pure functions from a RenderPlan to argv lists (built with ffmpeg-python)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from clipper.plan import LogoPlan, RegionPlan, RenderPlan, SegmentPlan, Variant
+from clipper.presets import (
+    AUDIO_BITRATE,
+    AUDIO_CHANNELS,
+    AUDIO_RATE,
+    GOP_SECONDS,
+    LOUDNESS_LUFS,
+    LOUDNESS_RANGE_LU,
+    TRUE_PEAK_DBTP,
+)
+
+# A region mask never shows detail finer than this many blocks across its shorter side…
+MASK_BLOCKS_ACROSS = 5
+# …and its blocks are never smaller than this, however small the region.
+MASK_MIN_BLOCK_PX = 16
+# Read a little past each cut so trims, not the demuxer, decide the last frame and sample.
+READ_MARGIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """Measured loudness of the clip's audio (ffmpeg loudnorm's first pass)."""
+
+    input_i: float
+    input_tp: float
+    input_lra: float
+    input_thresh: float
+    target_offset: float
+
+    @property
+    def silent(self) -> bool:
+        """True when there is nothing to normalize (digital silence or below the gate)."""
+        return not math.isfinite(self.input_i) or self.input_i < -70
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """x264/AAC choices: publish quality by default, fastest for previews."""
+
+    preset: str = "fast"
+    crf: int = 20
+    max_bitrate: int | None = None  # bits/s; a ceiling that keeps peaks (and capped files) in bounds
+
+    @classmethod
+    def for_variant(cls, v: Variant, *, attempt: int = 0) -> EncodeSettings:
+        """Settings for one variant; each retry after a size overshoot lowers the ceiling by 15 %."""
+        if v.preview:
+            return cls(preset="ultrafast", crf=28)
+        pixels = v.width * v.height
+        ceiling = int(12_000_000 * pixels / (1920 * 1080))
+        if v.max_video_bitrate is not None:
+            ceiling = min(ceiling, int(v.max_video_bitrate * (0.85**attempt)))
+        return cls(max_bitrate=ceiling)
+
+
+def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.FilterableStream, int]:
+    """Open one cut's source with a seek half a frame before its first frame; return (input, lead samples)."""
+    # Seeking to the middle of the frame before the cut keeps the cut frame-exact whatever the
+    # container's timestamp rounding: the first frame ffmpeg keeps is exactly `in_frame`.
+    seek = max(Fraction(0), (seg.in_frame - Fraction(1, 2)) / seg.src_fps)
+    duration = (seg.out_frame - seg.in_frame) / seg.src_fps
+    opts: dict[str, object] = {"t": f"{float(duration + READ_MARGIN_S + (seg.in_s - seek)):.6f}"}
+    if seek > 0:
+        opts["ss"] = f"{float(seek):.6f}"
+    if not video:
+        opts["vn"] = None
+    stream = ffmpeg.input(str(seg.path), **opts)
+    lead_samples = round((seg.in_s - seek) * AUDIO_RATE)
+    return stream, lead_samples
+
+
+def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPlan, lead: int, fps: Fraction):
+    samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
+    if stream is None or not seg.has_audio:
+        # A source with no audio gets exact-length silence.
+        a = ffmpeg.input(
+            f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}"
+        )
+        return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    a = stream.audio.filter("aresample", AUDIO_RATE)
+    a = a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+    if lead:
+        a = a.filter("atrim", start_sample=lead)
+    a = a.filter("asetpts", "PTS-STARTPTS").filter("apad")
+    return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+
+
+def _silence(frames: int, fps: Fraction):
+    samples = round(Fraction(frames) / fps * AUDIO_RATE)
+    a = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
+    return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+
+
+def region_pixels(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[int, int, int, int]:
+    """Return the pixel box (x, y, w, h) covering a fractional box, rounded outward (mask more, never less)."""
+    fx, fy, fw, fh = box
+    x0, y0 = math.floor(fx * width), math.floor(fy * height)
+    x1, y1 = min(width, math.ceil((fx + fw) * width)), min(height, math.ceil((fy + fh) * height))
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+
+def mask_block_px(w: int, h: int) -> int:
+    """Block size for a pixelated mask: at most MASK_BLOCKS_ACROSS blocks across, never below the floor."""
+    return max(MASK_MIN_BLOCK_PX, math.ceil(min(w, h) / MASK_BLOCKS_ACROSS))
+
+
+def _apply_region(v, region: RegionPlan, seg: SegmentPlan, width: int, height: int):
+    """Mask one region over the frames of this cut it covers; a no-op when it covers none."""
+    first = max(region.start_frame, seg.clip_start_frame) - seg.clip_start_frame
+    last = min(region.end_frame, seg.clip_start_frame + seg.out_frames) - seg.clip_start_frame - 1
+    if last < first:
+        return v
+    enable = f"between(n,{first},{last})"
+    x, y, w, h = region_pixels(region.box, width, height)
+    if region.mode == "solid":
+        return v.filter("drawbox", x=x, y=y, w=w, h=h, color="black", t="fill", enable=enable)
+    split = v.filter_multi_output("split")
+    main, copy = split.stream(0), split.stream(1)
+    patch = copy.filter("crop", w, h, x, y)
+    block = mask_block_px(w, h)
+    if region.mode == "pixelate":
+        patch = patch.filter("pixelize", width=block, height=block, mode="avg")
+    else:  # blur: shrink to a few blocks across, then smooth back up — identity cannot survive it
+        patch = patch.filter("scale", max(2, w // block), max(2, h // block), flags="area")
+        patch = patch.filter("scale", w, h, flags="bicubic").filter("gblur", sigma=max(2, block / 3))
+    return ffmpeg.overlay(main, patch, x=x, y=y, enable=enable, eof_action="pass")
+
+
+def _reframe(v, mode: str, src_w: int, src_h: int, out_w: int, out_h: int):
+    """Fit a frame of the source's shape into the platform's frame."""
+    if mode == "center":
+        v = v.filter("scale", out_w, out_h, force_original_aspect_ratio="increase", flags="bicubic")
+        return v.filter("crop", out_w, out_h)
+    fg_needed = Fraction(src_w, src_h) != Fraction(out_w, out_h)
+    if mode == "letterbox" or not fg_needed:
+        v = v.filter(
+            "scale",
+            out_w,
+            out_h,
+            force_original_aspect_ratio="decrease",
+            force_divisible_by=2,
+            flags="bicubic",
+        )
+        return v.filter("pad", out_w, out_h, "(ow-iw)/2", "(oh-ih)/2", color="black")
+    # pad-blur: the whole picture over a blurred, enlarged copy of itself. The copy is blurred at
+    # 1/8 size, then scaled up: the same look as a full-size blur at a fraction of the cost.
+    split = v.filter_multi_output("split")
+    fg, bg = split.stream(0), split.stream(1)
+    small_w, small_h = max(2, out_w // 8 // 2 * 2), max(2, out_h // 8 // 2 * 2)
+    bg = bg.filter("scale", small_w, small_h, force_original_aspect_ratio="increase", flags="area")
+    bg = bg.filter("crop", small_w, small_h).filter("gblur", sigma=6)
+    bg = bg.filter("eq", brightness=-0.08).filter("scale", out_w, out_h, flags="bicubic")
+    fg = fg.filter(
+        "scale", out_w, out_h, force_original_aspect_ratio="decrease", force_divisible_by=2, flags="bicubic"
+    )
+    return ffmpeg.overlay(bg, fg, x="(W-w)/2", y="(H-h)/2")
+
+
+def _segment_video(stream, seg: SegmentPlan, plan: RenderPlan, variant: Variant):
+    v = stream.video.filter("setpts", "PTS-STARTPTS")
+    # Constant rate before anything is counted: variable-rate sources get frames repeated or dropped here.
+    v = v.filter("fps", fps=str(plan.fps))
+    v = v.filter("trim", end_frame=seg.out_frames).filter("setpts", "PTS-STARTPTS")
+    w, h = seg.display_width, seg.display_height
+    if seg.sar != 1:
+        v = v.filter("scale", w, h, flags="bicubic")
+    v = v.filter("setsar", 1)
+    # Masks on the full-resolution picture, before reframing, so every platform inherits them.
+    for region in plan.regions:
+        v = _apply_region(v, region, seg, w, h)
+    v = _reframe(v, plan.reframe, w, h, variant.width, variant.height)
+    return v.filter("setsar", 1).filter("format", "yuv420p")
+
+
+def _card_video(png: Path, frames: int, fps: Fraction):
+    v = ffmpeg.input(str(png), loop=1, framerate=str(fps), t=f"{float(frames / fps) + 1:.6f}")
+    v = v.filter("trim", end_frame=frames).filter("setpts", "PTS-STARTPTS")
+    return v.filter("setsar", 1).filter("format", "yuv420p")
+
+
+def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
+    lw = max(2, round(logo.width * out_w) // 2 * 2)
+    m = round(logo.margin * min(out_w, out_h))
+    img = (
+        ffmpeg.input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
+    )
+    if logo.opacity < 1:
+        img = img.filter("colorchannelmixer", aa=logo.opacity)
+    x = f"{m}" if logo.corner.endswith("left") else f"W-w-{m}"
+    y = f"{m}" if logo.corner.startswith("top") else f"H-h-{m}"
+    return ffmpeg.overlay(v, img, x=x, y=y, shortest=1, format="auto")
+
+
+def _clip_audio(plan: RenderPlan, inputs: list[tuple[object, int]]):
+    parts = []
+    if plan.intro:
+        parts.append(_silence(plan.intro.frames, plan.fps))
+    for seg, (stream, lead) in zip(plan.segments, inputs, strict=True):
+        parts.append(_segment_audio(stream, seg, lead, plan.fps))
+    if plan.outro:
+        parts.append(_silence(plan.outro.frames, plan.fps))
+    return parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=0, a=1)
+
+
+def measure_cmd(plan: RenderPlan) -> list[str]:
+    """argv (without the binary) that measures the clip's loudness: audio only, nothing written."""
+    inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
+    audio = _clip_audio(plan, inputs).filter(
+        "loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU, print_format="json"
+    )
+    return ffmpeg.output(audio, "-", f="null").compile(cmd="ffmpeg")[1:]
+
+
+def render_cmd(
+    plan: RenderPlan,
+    variant: Variant,
+    out_path: Path,
+    *,
+    cards: dict[str, Path],
+    loudness: Loudness | None,
+    settings: EncodeSettings,
+) -> list[str]:
+    """argv (without the binary) that renders one variant to out_path."""
+    inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
+    parts_v = [
+        _segment_video(stream, seg, plan, variant)
+        for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
+    ]
+    clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
+    if plan.logo:
+        clip_v = _logo(clip_v, plan.logo, variant.width, variant.height)
+    video_parts = []
+    if plan.intro:
+        video_parts.append(_card_video(cards["intro"], plan.intro.frames, plan.fps))
+    video_parts.append(clip_v)
+    if plan.outro:
+        video_parts.append(_card_video(cards["outro"], plan.outro.frames, plan.fps))
+    video = video_parts[0] if len(video_parts) == 1 else ffmpeg.concat(*video_parts, v=1, a=0)
+
+    audio = _clip_audio(
+        plan,
+        [(s if seg.has_audio else None, lead) for seg, (s, lead) in zip(plan.segments, inputs, strict=True)],
+    )
+    if loudness is not None and not loudness.silent:
+        audio = audio.filter(
+            "loudnorm",
+            I=LOUDNESS_LUFS,
+            TP=TRUE_PEAK_DBTP,
+            LRA=LOUDNESS_RANGE_LU,
+            measured_I=loudness.input_i,
+            measured_TP=loudness.input_tp,
+            measured_LRA=loudness.input_lra,
+            measured_thresh=loudness.input_thresh,
+            offset=loudness.target_offset,
+            linear="true",
+        )
+    elif loudness is None and variant.preview:
+        audio = audio.filter("loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU)
+    audio = audio.filter("aresample", AUDIO_RATE).filter(
+        "aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo"
+    )
+    gop = max(1, round(plan.fps * GOP_SECONDS))
+    opts: dict[str, object] = {
+        "c:v": "libx264",
+        "profile:v": "high",
+        "pix_fmt": "yuv420p",
+        "preset": settings.preset,
+        "crf": settings.crf,
+        "g": gop,
+        "keyint_min": max(1, gop // 2),
+        "flags:v": "+cgop+bitexact",
+        "x264-params": "open-gop=0",
+        "fps_mode": "cfr",
+        "r": str(plan.fps),
+        "c:a": "aac",
+        "b:a": AUDIO_BITRATE,
+        "ar": AUDIO_RATE,
+        "ac": AUDIO_CHANNELS,
+        "movflags": "+faststart",
+        # Nothing of the source travels: no global or stream tags, no chapters, no encoder names,
+        # and no x264 SEI (it spells out the encoder build and every setting).
+        "map_metadata": -1,
+        "map_chapters": -1,
+        "fflags": "+bitexact",
+        "flags:a": "+bitexact",
+        "metadata:s:v:0": "encoder=",
+        "metadata:s:a:0": "encoder=",
+        "bsf:v": "filter_units=remove_types=6",
+        "f": "mp4",
+    }
+    if settings.max_bitrate:
+        opts["maxrate"] = settings.max_bitrate
+        opts["bufsize"] = settings.max_bitrate * 2
+    return ffmpeg.output(video, audio, str(out_path), **opts).compile(cmd="ffmpeg")[1:]

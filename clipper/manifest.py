@@ -1,0 +1,572 @@
+"""Manifest v1: the YAML an editor writes, loaded into pydantic models with file:line:column errors."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from clipper.errors import ClipperError, ManifestError
+from clipper.presets import PRESETS
+from clipper.timecode import Timecode, parse_timecode
+
+SCHEMA_VERSION = 1
+
+TimecodeField = Annotated[
+    Timecode,
+    BeforeValidator(parse_timecode),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {
+                    "type": "string",
+                    "pattern": r"^(\d+(\.\d+)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?|\d{1,2}:\d{2}:\d{2}[:;]\d{2})$",
+                },
+            ],
+            "description": "seconds, HH:MM:SS.mmm, or SMPTE HH:MM:SS:FF (HH:MM:SS;FF drop-frame)",
+        }
+    ),
+]
+PlatformName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+NOT_YET = "is not available in this version of clipper"
+
+
+class Strict(BaseModel):
+    """Every manifest object: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class OptOut(Strict):
+    """An explicit, reasoned decision not to anonymize one channel (faces or voice)."""
+
+    mode: Literal["none"] = Field(description="'none' is the only mode in this version")
+    reason: str = Field(min_length=10, description="why this clip needs no anonymization on this channel")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_opt_out_exists_yet(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mode" in data and data["mode"] != "none":
+            raise ValueError(
+                f"mode {data['mode']!r} {NOT_YET}; until it is, the only accepted value is an explicit "
+                'opt-out: {mode: none, reason: "…why nobody can be identified…"}'
+            )
+        if isinstance(data, dict) and "method" in data:
+            raise ValueError(
+                f"method {data['method']!r} {NOT_YET}; until it is, the only accepted value is an explicit "
+                'opt-out: {mode: none, reason: "…why nobody can be identified…"}'
+            )
+        return data
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_is_words(cls, v: str) -> str:
+        if len(v.split()) < 2:
+            raise ValueError("write the reason out in words (at least a short sentence)")
+        return v
+
+
+class Region(Strict):
+    """An area always masked, given as fractions of the frame: x, y, width, height."""
+
+    box: tuple[float, float, float, float] = Field(description="[x, y, width, height] as fractions 0..1")
+    from_: TimecodeField | None = Field(default=None, alias="from", description="clip time; default: start")
+    to: TimecodeField | None = Field(default=None, description="clip time; default: end")
+    mode: Literal["pixelate", "solid", "blur"] = "pixelate"
+
+    @field_validator("box")
+    @classmethod
+    def _box_inside_frame(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x, y, w, h = v
+        if min(x, y) < 0 or w <= 0 or h <= 0:
+            raise ValueError("box is [x, y, width, height] with x, y ≥ 0 and width, height > 0")
+        if x + w > 1.0001 or y + h > 1.0001:
+            raise ValueError(f"box reaches past the frame (x+width={x + w:g}, y+height={y + h:g}; both ≤ 1)")
+        return v
+
+    @model_validator(mode="after")
+    def _from_before_to(self) -> Region:
+        if self.from_ and self.to and self.from_.seconds is not None and self.to.seconds is not None:
+            if self.to.seconds <= self.from_.seconds:
+                raise ValueError(f"'to' ({self.to}) must come after 'from' ({self.from_})")
+        return self
+
+
+class Anonymize(Strict):
+    """How identities are protected; faces and voice must be declared, never implied."""
+
+    faces: OptOut
+    voice: OptOut
+    regions: list[Region] = Field(default_factory=list)
+
+
+class Segment(Strict):
+    """A stretch of a source: from `in` (included) to `out` (excluded)."""
+
+    source: str
+    in_: TimecodeField = Field(alias="in")
+    out: TimecodeField
+
+    @model_validator(mode="after")
+    def _in_before_out(self) -> Segment:
+        if (
+            self.in_.seconds is not None
+            and self.out.seconds is not None
+            and self.out.seconds <= self.in_.seconds
+        ):
+            raise ValueError(f"'out' ({self.out}) must come after 'in' ({self.in_})")
+        return self
+
+
+def _check_colour(v: str) -> str:
+    from PIL import ImageColor
+
+    try:
+        ImageColor.getrgb(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a colour: use a name (white, black, gold) or #rrggbb") from None
+    return v
+
+
+Colour = Annotated[str, BeforeValidator(_check_colour)]
+
+
+class Card(Strict):
+    """A full-frame text card shown before or after the clip, drawn at each platform's geometry."""
+
+    text: str = Field(min_length=1)
+    seconds: float = Field(ge=0.5, le=30)
+    color: Colour = "white"
+    background: Colour = "black"
+    font: str | None = Field(default=None, description="a .ttf/.otf file, relative to the manifest")
+    text_size: float = Field(
+        default=0.06, gt=0.01, le=0.2, description="text height as a fraction of frame height"
+    )
+
+
+class Logo(Strict):
+    """A PNG (with alpha) shown in one corner over the clip, not over the cards."""
+
+    file: str
+    corner: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-right"
+    width: float = Field(default=0.12, gt=0.01, le=0.5, description="fraction of frame width")
+    margin: float = Field(default=0.03, ge=0, le=0.2, description="fraction of the frame's shorter side")
+    opacity: float = Field(default=1.0, gt=0, le=1)
+
+
+class Cards(Strict):
+    """Intro and outro cards and a logo, all optional."""
+
+    intro: Card | None = None
+    outro: Card | None = None
+    logo: Logo | None = None
+
+
+class Outputs(Strict):
+    """Which variants to render: every platform × every language."""
+
+    platforms: list[PlatformName] = Field(min_length=1)  # type: ignore[valid-type]
+    languages: list[str] = Field(min_length=1, description="language codes, e.g. en, ar, fr-CA")
+    reframe: Literal["pad-blur", "center", "letterbox"] = Field(
+        default="pad-blur", description="how a frame of another shape fills the platform's frame"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _face_reframe_not_yet(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("reframe") == "face":
+            raise ValueError(
+                f"reframe 'face' {NOT_YET} (it needs face tracking); use pad-blur, center or letterbox"
+            )
+        return data
+
+    @field_validator("platforms", "languages")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return v
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, v: list[str]) -> list[str]:
+        for lang in v:
+            if not LANGUAGE.match(lang):
+                raise ValueError(
+                    f"{lang!r} is not a language code (use lower-case ISO 639: en, ar, fr, tr, ru, de)"
+                )
+        return v
+
+
+class Manifest(Strict):
+    """One clip: where it comes from, how it is anonymized, and where it goes."""
+
+    clipper: Literal[1] = Field(description="manifest format version")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$", description="lower-case; names the output folder")
+    title: str = Field(min_length=1)
+    topics: list[str] = Field(default_factory=list)
+    sources: dict[str, str] = Field(min_length=1, description="name → media file, relative to the manifest")
+    segments: list[Segment] = Field(min_length=1)
+    anonymize: Anonymize
+    subtitles: dict[str, str] = Field(default_factory=dict, description="language → subtitle file")
+    cards: Cards = Field(default_factory=Cards)
+    outputs: Outputs
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2-like scalars: no sexagesimal numbers (01:02:05:12 stays text), no yes/no/on/off booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [
+        (tag, rx)
+        for tag, rx in v
+        if tag
+        not in (
+            "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp",
+        )
+    ]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"
+    ),
+    list("-+0123456789."),
+)
+
+
+@dataclass
+class LoadedManifest:
+    """A validated manifest with where it came from, able to point at the line of any field."""
+
+    manifest: Manifest
+    path: Path
+    root: yaml.Node
+    sha256: str
+    base_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_dir = self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """Return a path named in the manifest, resolved against the manifest's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def where(self, loc: Sequence[str | int]) -> str:
+        """Return 'file:line:column' of the field at `loc`."""
+        return _where(self.path, self.root, loc)
+
+    def problem(self, loc: Sequence[str | int], message: str, hint: str = "") -> ClipperError:
+        """Return an error located at the field `loc`."""
+        return ClipperError(f"{_dotted(loc)}: {message}", where=self.where(loc), hint=hint)
+
+
+def load_manifest(path: Path) -> LoadedManifest:
+    """Load and validate a manifest file; raise ManifestError listing every problem with file:line:column."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(
+            [ClipperError("no such manifest file", where=str(path), hint="check the path")]
+        ) from None
+    except IsADirectoryError:
+        raise ManifestError(
+            [ClipperError("is a folder, not a manifest", where=str(path), hint="name a .yaml file")]
+        ) from None
+    except OSError as e:
+        raise ManifestError([ClipperError(f"cannot read: {e.strerror}", where=str(path))]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ManifestError(
+            [ClipperError("not UTF-8 text", where=f"{path}:{line}:1", hint="save the manifest as UTF-8")]
+        ) from None
+    root = _compose(path, text)
+    data = _construct(path, root)
+    if not isinstance(data, dict):
+        raise ManifestError(
+            [
+                ClipperError(
+                    "a manifest is a mapping of keys (clipper, id, title, …)",
+                    where=_where(path, root, ()),
+                    hint="see manifests/demo.yaml",
+                )
+            ]
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as e:
+        raise ManifestError(_problems(path, root, e)) from None
+    loaded = LoadedManifest(manifest=manifest, path=path, root=root, sha256=hashlib.sha256(raw).hexdigest())
+    problems = _cross_references(loaded)
+    if problems:
+        raise ManifestError(problems)
+    return loaded
+
+
+def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
+    """Check what one field says about another: segment sources exist, subtitles are usable."""
+    m = lm.manifest
+    problems = []
+    for i, seg in enumerate(m.segments):
+        if seg.source not in m.sources:
+            close = difflib.get_close_matches(seg.source, list(m.sources), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"sources are: {', '.join(m.sources)}"
+            problems.append(lm.problem(("segments", i, "source"), f"no source named {seg.source!r}", hint))
+    if m.subtitles:
+        problems.append(
+            lm.problem(
+                ("subtitles",),
+                f"burned captions {NOT_YET}",
+                "remove 'subtitles' for now; captions come with the caption work",
+            )
+        )
+    return problems
+
+
+def _compose(path: Path, text: str) -> yaml.Node:
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        msg = f"YAML syntax: {e.problem or e.context}"
+        if e.context and e.problem:
+            msg += f" ({e.context})"
+        raise ManifestError(
+            [ClipperError(msg, where=where, hint="check indentation, colons and quotes on this line")]
+        ) from None
+    except yaml.YAMLError as e:
+        raise ManifestError([ClipperError(f"YAML: {e}", where=str(path))]) from None
+    if root is None:
+        raise ManifestError(
+            [
+                ClipperError(
+                    "the manifest is empty", where=f"{path}:1:1", hint="start from manifests/demo.yaml"
+                )
+            ]
+        )
+    _reject_duplicate_keys(path, root)
+    return root
+
+
+def _reject_duplicate_keys(path: Path, node: yaml.Node) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else None
+            if k is not None and k in seen:
+                first = seen[k].start_mark.line + 1
+                raise ManifestError(
+                    [
+                        ClipperError(
+                            f"key {k!r} appears twice (first on line {first})",
+                            where=f"{path}:{key.start_mark.line + 1}:{key.start_mark.column + 1}",
+                            hint="keep one; YAML would silently use the last",
+                        )
+                    ]
+                )
+            if k is not None:
+                seen[k] = key
+            _reject_duplicate_keys(path, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(path, item)
+
+
+def _construct(path: Path, root: yaml.Node) -> Any:
+    loader = _Loader("")
+    try:
+        return loader.construct_document(root)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ManifestError([ClipperError(f"YAML: {e.problem}", where=where)]) from None
+    finally:
+        loader.dispose()
+
+
+def _node_at(root: yaml.Node, loc: Sequence[str | int]) -> tuple[yaml.Node, bool]:
+    """Return the deepest node on `loc` and whether the whole path was found."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node = value
+                    break
+            else:
+                return node, False
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            return node, False
+    return node, True
+
+
+def _key_node(root: yaml.Node, loc: Sequence[str | int]) -> yaml.Node | None:
+    parent, found = _node_at(root, loc[:-1])
+    if found and isinstance(parent, yaml.MappingNode):
+        for key, _ in parent.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(loc[-1]):
+                return key
+    return None
+
+
+def _where(path: Path, root: yaml.Node, loc: Sequence[str | int]) -> str:
+    node, _ = _node_at(root, loc)
+    mark = node.start_mark
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """Return the manifest model class that owns the mapping at `loc`, for 'did you mean' hints."""
+    tp: Any = Manifest
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(part, int) or (isinstance(tp, type) and not issubclass(tp, BaseModel)):
+            continue
+        if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+            return None
+        by_alias = {(f.alias or n): f for n, f in tp.model_fields.items()}
+        if part not in by_alias:
+            return None
+        tp = by_alias[part].annotation
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Optional, list[...] and dict[..., ...] down to the item type."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+            if len(args) != 1:
+                return tp
+        elif origin in (list, tuple):
+            return tp
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        elif origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        else:
+            return tp
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+_FRIENDLY = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown key",
+}
+
+_HINTS_BY_FIELD = {
+    "faces": 'declare face anonymization explicitly, e.g. faces: {mode: none, reason: "no person in frame"}',
+    "voice": 'declare voice anonymization explicitly, e.g. voice: {mode: none, reason: "no one speaks"}',
+    "anonymize": "every manifest declares anonymize.faces and anonymize.voice",
+    "clipper": "start the manifest with 'clipper: 1'",
+    "outputs": "e.g. outputs: {platforms: [youtube, tiktok], languages: [en]}",
+    "platforms": f"platforms are: {', '.join(PRESETS)}",
+}
+
+
+def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[ClipperError]:
+    out: list[ClipperError] = []
+    for e in err.errors(include_url=False):
+        loc = tuple(
+            p
+            for p in e["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p in ("tagged-union",)))
+        )
+        kind = e["type"]
+        msg = _FRIENDLY.get(kind, e["msg"])
+        if kind == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        hint = ""
+        field_name = str(loc[-1]) if loc else ""
+        if kind == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            allowed = _keys_of(model) if model else []
+            close = difflib.get_close_matches(field_name, allowed, n=1, cutoff=0.6)
+            msg = f"unknown key {field_name!r}"
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else (f"allowed here: {', '.join(allowed)}" if allowed else "")
+            )
+            key = _key_node(root, loc)
+            mark = key.start_mark if key else _node_at(root, loc)[0].start_mark
+            out.append(
+                ClipperError(
+                    f"{_dotted(loc)}: {msg}", where=f"{path}:{mark.line + 1}:{mark.column + 1}", hint=hint
+                )
+            )
+            continue
+        if kind == "literal_error":
+            options = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+            close = difflib.get_close_matches(str(e.get("input")), options, n=1)
+            msg = f"{e.get('input')!r} is not one of: {', '.join(options)}"
+            hint = f"did you mean {close[0]!r}?" if close else ""
+        if kind == "missing":
+            msg = f"required field {field_name!r} is missing"
+            hint = _HINTS_BY_FIELD.get(field_name, "")
+        if not hint and loc and isinstance(loc[-1], int) and len(loc) >= 2:
+            hint = _HINTS_BY_FIELD.get(str(loc[-2]), "")
+        if not hint:
+            hint = _HINTS_BY_FIELD.get(field_name, "") if kind != "value_error" else ""
+        out.append(ClipperError(f"{_dotted(loc)}: {msg}", where=_where(path, root, loc), hint=hint))
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the manifest's JSON Schema (for editors' YAML plugins)."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "clipper manifest v1"
+    return schema

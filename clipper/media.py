@@ -1,0 +1,206 @@
+"""What clipper knows about a media file, read with PyAV (imageio-ffmpeg ships no ffprobe)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from clipper.errors import MediaError
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """A source as the renderer will see it: display geometry after rotation, rate, audio."""
+
+    path: Path
+    size_bytes: int
+    duration_s: float
+    width: int  # coded width, before rotation
+    height: int
+    rotation: int  # degrees clockwise to display upright (0, 90, 180, 270)
+    sar: Fraction  # sample (pixel) aspect ratio
+    fps: Fraction  # the rate frame numbers and SMPTE timecodes count in
+    variable_rate: bool
+    video_codec: str
+    pix_fmt: str
+    frame_count: int | None
+    has_audio: bool
+    audio_codec: str | None
+    sample_rate: int | None
+    channels: int | None
+    format_name: str
+    tags: dict[str, str]
+
+    @property
+    def display_width(self) -> int:
+        """Width as shown: rotation applied, pixels made square."""
+        w, h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        sar = self.sar if self.rotation not in (90, 270) else 1 / self.sar
+        return _even(round(w * sar)) if sar != 1 else w
+
+    @property
+    def display_height(self) -> int:
+        """Height as shown: rotation applied."""
+        return self.width if self.rotation in (90, 270) else self.height
+
+    def to_json(self) -> dict[str, object]:
+        """Return the facts as JSON-ready data."""
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["sar"] = str(self.sar)
+        d["fps"] = str(self.fps)
+        d["display_width"] = self.display_width
+        d["display_height"] = self.display_height
+        return d
+
+
+def _even(n: int) -> int:
+    return n + (n % 2)
+
+
+def probe(path: Path) -> MediaFacts:
+    """Read a media file's streams; raise MediaError with a fix when it is not usable video."""
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("no such file", where=str(path), hint="check the path in the manifest")
+    if path.is_dir():
+        raise MediaError("is a folder, not a media file", where=str(path))
+    if not os.access(path, os.R_OK):
+        raise MediaError(
+            "cannot be read (permission denied)", where=str(path), hint="check the file's permissions"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError("is empty (0 bytes)", where=str(path), hint="copy the file again")
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.error.InvalidDataError:
+        raise MediaError(
+            "is not a readable media file (no known container format)",
+            where=str(path),
+            hint="re-export it as MP4/MOV/MKV, or check it is the file you meant",
+        ) from None
+    except av.error.FFmpegError as e:
+        raise MediaError(
+            f"cannot be opened: {e.strerror or e}",
+            where=str(path),
+            hint="the file may be truncated or damaged; copy it again",
+        ) from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(
+                "has no video stream",
+                where=str(path),
+                hint="name a video file; audio-only sources are not supported",
+            )
+        v = container.streams.video[0]
+        cc = v.codec_context
+        if not cc.width or not cc.height:
+            raise MediaError(
+                "video stream has no picture size (damaged or truncated file)",
+                where=str(path),
+                hint="copy the file again or re-export it",
+            )
+        fps = Fraction(v.average_rate or v.guessed_rate or v.base_rate or 0)
+        base = Fraction(v.base_rate or 0)
+        if fps <= 0:
+            raise MediaError(
+                "video stream has no frame rate", where=str(path), hint="re-export with a fixed frame rate"
+            )
+        # Snap near-standard rates (29.970029…) to their exact rational (30000/1001).
+        fps = _snap_rate(fps)
+        variable = bool(base and _snap_rate(base) != fps)
+        duration = _duration_s(container, v)
+        if duration <= 0:
+            raise MediaError("has no duration (no frames)", where=str(path), hint="copy the file again")
+        rotation = 0
+        try:
+            frame = next(container.decode(v))
+            rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        except StopIteration:
+            raise MediaError(
+                "has no decodable video frames",
+                where=str(path),
+                hint="the file is truncated or damaged; copy it again",
+            ) from None
+        except av.error.FFmpegError as e:
+            raise MediaError(
+                f"first video frame cannot be decoded: {e.strerror or e}",
+                where=str(path),
+                hint="the file is truncated or damaged; copy it again",
+            ) from None
+        # PyAV reports counter-clockwise display rotation as negative degrees; normalise to clockwise.
+        rotation = (-rotation) % 360 if rotation else 0
+        a = container.streams.audio[0] if container.streams.audio else None
+        tags = {str(k): str(val) for k, val in (container.metadata or {}).items()}
+        return MediaFacts(
+            path=path,
+            size_bytes=size,
+            duration_s=duration,
+            width=cc.width,
+            height=cc.height,
+            rotation=rotation,
+            sar=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
+            fps=fps,
+            variable_rate=variable,
+            video_codec=cc.name,
+            pix_fmt=str(cc.pix_fmt),
+            frame_count=int(v.frames) or None,
+            has_audio=a is not None,
+            audio_codec=a.codec_context.name if a else None,
+            sample_rate=a.codec_context.sample_rate if a else None,
+            channels=a.codec_context.channels if a else None,
+            format_name=container.format.name,
+            tags=tags,
+        )
+
+
+_STANDARD_RATES = [
+    Fraction(n, d) for n, d in ((24000, 1001), (30000, 1001), (60000, 1001), (120000, 1001))
+] + [Fraction(n) for n in (12, 15, 23.976, 24, 25, 30, 48, 50, 60, 90, 100, 120) if float(n).is_integer()]
+
+
+def _snap_rate(rate: Fraction) -> Fraction:
+    for std in _STANDARD_RATES:
+        if abs(rate - std) / std < Fraction(1, 2000):
+            return std
+    return rate.limit_denominator(1001)
+
+
+def _duration_s(container: object, v: object) -> float:
+    """Prefer the video stream's own duration; fall back to the container's."""
+    if v.duration is not None and v.time_base is not None:  # type: ignore[attr-defined]
+        d = float(v.duration * v.time_base)  # type: ignore[attr-defined]
+        if d > 0:
+            return d
+    if container.duration:  # type: ignore[attr-defined]
+        return container.duration / 1_000_000  # type: ignore[attr-defined]
+    return 0.0
+
+
+def content_hash(path: Path, *, chunk: int = 4 << 20) -> str:
+    """Return the sha256 of a file's bytes, cached beside nothing: keyed by path, size and mtime in memory."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def facts_json(facts: MediaFacts) -> str:
+    """Return the facts as pretty JSON for `clipper probe`."""
+    return json.dumps(facts.to_json(), indent=2, default=str)

@@ -1,0 +1,380 @@
+"""From a manifest and probed media facts to a RenderPlan: pure data, no I/O, every rule unit-testable."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from clipper import __version__
+from clipper.errors import ClipperError, ManifestError
+from clipper.manifest import Card, LoadedManifest
+from clipper.media import MediaFacts
+from clipper.presets import AUDIO_BITRATE, PRESETS, PREVIEW_HEIGHT, Preset, output_fps
+from clipper.timecode import Timecode, format_clock
+
+# Container overhead and encoder overshoot kept back when a platform caps the file size.
+SIZE_CAP_HEADROOM = 0.90
+MIN_VIDEO_BITRATE = 250_000
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One cut: source frames [in_frame, out_frame) at the source's rate, placed at clip_start_frame."""
+
+    index: int
+    source: str
+    path: Path
+    src_fps: Fraction
+    in_frame: int
+    out_frame: int
+    out_frames: int  # frames this cut contributes at the clip's rate
+    clip_start_frame: int
+    has_audio: bool
+    display_width: int
+    display_height: int
+    sar: Fraction
+
+    @property
+    def in_s(self) -> Fraction:
+        """Source time of the first frame."""
+        return self.in_frame / self.src_fps
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """A box always masked over clip frames [start_frame, end_frame)."""
+
+    box: tuple[float, float, float, float]
+    mode: str
+    start_frame: int
+    end_frame: int
+
+
+@dataclass(frozen=True)
+class CardPlan:
+    """A text card of a fixed number of frames."""
+
+    kind: str  # intro | outro
+    text: str
+    frames: int
+    color: str
+    background: str
+    font: Path | None
+    text_size: float
+
+
+@dataclass(frozen=True)
+class LogoPlan:
+    """A PNG over the clip's segments (not the cards)."""
+
+    path: Path
+    corner: str
+    width: float
+    margin: float
+    opacity: float
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One output file: a language on a platform."""
+
+    language: str
+    platform: str
+    width: int
+    height: int
+    filename: str
+    max_bytes: int | None
+    max_video_bitrate: int | None  # set when a size cap decides the bitrate
+    preview: bool = False
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """Everything needed to render every variant of one manifest."""
+
+    manifest_id: str
+    title: str
+    manifest_path: Path
+    manifest_sha256: str
+    clipper_version: str
+    fps: Fraction
+    segments: tuple[SegmentPlan, ...]
+    regions: tuple[RegionPlan, ...]
+    intro: CardPlan | None
+    outro: CardPlan | None
+    logo: LogoPlan | None
+    reframe: str
+    anonymity: dict[str, str]
+    variants: tuple[Variant, ...]
+    clip_frames: int  # frames of the segments alone
+    steps: tuple[str, ...] = field(default=())
+
+    @property
+    def total_frames(self) -> int:
+        """Frames in each output: intro + segments + outro."""
+        return (
+            self.clip_frames
+            + (self.intro.frames if self.intro else 0)
+            + (self.outro.frames if self.outro else 0)
+        )
+
+    @property
+    def duration_s(self) -> float:
+        """Length of each output in seconds."""
+        return float(self.total_frames / self.fps)
+
+    @property
+    def intro_frames(self) -> int:
+        """Frames before the first segment."""
+        return self.intro.frames if self.intro else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the plan as JSON-ready data."""
+
+        def conv(o: Any) -> Any:
+            if isinstance(o, Fraction):
+                return str(o)
+            if isinstance(o, Path):
+                return str(o)
+            if isinstance(o, dict):
+                return {k: conv(v) for k, v in o.items()}
+            if isinstance(o, list | tuple):
+                return [conv(v) for v in o]
+            return o
+
+        d = conv(asdict(self))
+        d["total_frames"] = self.total_frames
+        d["duration_s"] = round(self.duration_s, 6)
+        return d
+
+
+def plan_clip(
+    lm: LoadedManifest,
+    facts: dict[str, MediaFacts],
+    *,
+    platforms: list[str] | None = None,
+    languages: list[str] | None = None,
+    preview: bool = False,
+) -> RenderPlan:
+    """Turn a loaded manifest and its sources' facts into a RenderPlan; raise ManifestError on any problem."""
+    m = lm.manifest
+    problems: list[ClipperError] = []
+    used = [seg.source for seg in m.segments]
+    fps = output_fps(max(facts[name].fps for name in used))
+
+    segments: list[SegmentPlan] = []
+    clip_frame = 0
+    for i, seg in enumerate(m.segments):
+        f = facts[seg.source]
+        in_frame = _frame(lm, ("segments", i, "in"), seg.in_, f.fps, problems)
+        out_frame = _frame(lm, ("segments", i, "out"), seg.out, f.fps, problems)
+        if in_frame is None or out_frame is None:
+            continue
+        src_frames = max(1, math.floor(Fraction(str(f.duration_s)) * f.fps + Fraction(1, 2)))
+        if out_frame <= in_frame:
+            problems.append(
+                lm.problem(
+                    ("segments", i, "out"),
+                    f"'out' ({seg.out}) must come after 'in' ({seg.in_})",
+                    "swap them or fix the timecode",
+                )
+            )
+            continue
+        if in_frame >= src_frames or out_frame > src_frames:
+            bad = "in" if in_frame >= src_frames else "out"
+            problems.append(
+                lm.problem(
+                    ("segments", i, bad),
+                    f"'{bad}' ({seg.in_ if bad == 'in' else seg.out} = frame {in_frame if bad == 'in' else out_frame}) "
+                    f"is beyond the end of source {seg.source!r} ({format_clock(f.duration_s)}, {src_frames} frames)",
+                    f"the last usable 'out' is {format_clock(src_frames / f.fps)}",
+                )
+            )
+            continue
+        n_out = out_frame - in_frame if f.fps == fps else max(1, round((out_frame - in_frame) / f.fps * fps))
+        segments.append(
+            SegmentPlan(
+                index=i,
+                source=seg.source,
+                path=f.path,
+                src_fps=f.fps,
+                in_frame=in_frame,
+                out_frame=out_frame,
+                out_frames=n_out,
+                clip_start_frame=clip_frame,
+                has_audio=f.has_audio,
+                display_width=f.display_width,
+                display_height=f.display_height,
+                sar=f.sar,
+            )
+        )
+        clip_frame += n_out
+    clip_frames = clip_frame
+
+    regions: list[RegionPlan] = []
+    for i, r in enumerate(m.anonymize.regions):
+        # Fail closed at frame edges: a frame that is on screen for any part of [from, to) is masked.
+        start = 0 if r.from_ is None else math.floor(r.from_.to_seconds(fps) * fps)
+        end = clip_frames if r.to is None else min(clip_frames, math.ceil(r.to.to_seconds(fps) * fps))
+        if start >= clip_frames and clip_frames:
+            problems.append(
+                lm.problem(
+                    ("anonymize", "regions", i, "from"),
+                    f"starts at {r.from_} but the clip is only {format_clock(clip_frames / fps)} long",
+                    "region times are clip times (0 = first frame of the first segment)",
+                )
+            )
+            continue
+        regions.append(RegionPlan(box=r.box, mode=r.mode, start_frame=start, end_frame=max(end, start + 1)))
+
+    intro = _card(lm, "intro", m.cards.intro, fps)
+    outro = _card(lm, "outro", m.cards.outro, fps)
+    logo = None
+    if m.cards.logo:
+        lg = m.cards.logo
+        logo = LogoPlan(
+            path=lm.resolve(lg.file), corner=lg.corner, width=lg.width, margin=lg.margin, opacity=lg.opacity
+        )
+
+    total_frames = clip_frames + (intro.frames if intro else 0) + (outro.frames if outro else 0)
+    duration = total_frames / fps
+    chosen_platforms = _choose(lm, "platforms", m.outputs.platforms, platforms, problems)
+    chosen_languages = _choose(lm, "languages", m.outputs.languages, languages, problems)
+    variants: list[Variant] = []
+    for p_idx, name in enumerate(m.outputs.platforms):
+        if name not in chosen_platforms:
+            continue
+        preset = PRESETS[name]
+        if preset.max_seconds is not None and duration > preset.max_seconds and not preview:
+            problems.append(
+                lm.problem(
+                    ("outputs", "platforms", p_idx),
+                    f"the clip is {float(duration):.2f} s (cards included) but {name} allows at most "
+                    f"{preset.max_seconds:g} s",
+                    f"shorten the segments or cards by {float(duration) - preset.max_seconds:.2f} s, or drop {name}",
+                )
+            )
+            continue
+        bitrate = _capped_bitrate(preset, float(duration))
+        if bitrate is not None and bitrate < MIN_VIDEO_BITRATE and not preview:
+            problems.append(
+                lm.problem(
+                    ("outputs", "platforms", p_idx),
+                    f"{name} caps files at {preset.max_bytes / 1e6:g} MB; a "
+                    f"{float(duration):.1f} s clip would get only {bitrate // 1000} kb/s",
+                    "shorten the clip",
+                )
+            )
+            continue
+        for lang in m.outputs.languages:
+            if lang not in chosen_languages:
+                continue
+            w, h = _preview_size(preset) if preview else (preset.width, preset.height)
+            suffix = ".preview" if preview else ""
+            variants.append(
+                Variant(
+                    language=lang,
+                    platform=name,
+                    width=w,
+                    height=h,
+                    filename=f"{m.id}.{lang}.{name}{suffix}.mp4",
+                    max_bytes=None if preview else preset.max_bytes,
+                    max_video_bitrate=None if preview else bitrate,
+                    preview=preview,
+                )
+            )
+    if problems:
+        raise ManifestError(problems)
+    if preview:
+        variants = variants[:1]
+
+    anonymity = {
+        "faces": f"not masked: {m.anonymize.faces.reason}",
+        "voice": f"not changed: {m.anonymize.voice.reason}",
+        "regions": f"{len(regions)} always-masked region(s)",
+    }
+    steps = (
+        "cut: " + ", ".join(f"{s.source}[{s.in_frame}:{s.out_frame}]" for s in segments),
+        *(f"mask region {r.mode} {r.box} frames {r.start_frame}-{r.end_frame - 1}" for r in regions),
+        f"reframe: {m.outputs.reframe}",
+        *(["logo"] if logo else []),
+        *(f"{c.kind} card: {c.frames} frames" for c in (intro, outro) if c),
+        "loudness: measure, then normalize to -14 LUFS / -1 dBTP",
+        "encode: H.264 High yuv420p + AAC-LC 48 kHz stereo, faststart, no metadata",
+        "verify: streams, duration, loudness, metadata, index position, size",
+    )
+    return RenderPlan(
+        manifest_id=m.id,
+        title=m.title,
+        manifest_path=lm.path,
+        manifest_sha256=lm.sha256,
+        clipper_version=__version__,
+        fps=fps,
+        segments=tuple(segments),
+        regions=tuple(regions),
+        intro=intro,
+        outro=outro,
+        logo=logo,
+        reframe=m.outputs.reframe,
+        anonymity=anonymity,
+        variants=tuple(variants),
+        clip_frames=clip_frames,
+        steps=steps,
+    )
+
+
+def _frame(
+    lm: LoadedManifest, loc: tuple[str | int, ...], tc: Timecode, fps: Fraction, problems: list[ClipperError]
+) -> int | None:
+    try:
+        return tc.to_frame(fps)
+    except ValueError as e:
+        problems.append(lm.problem(loc, str(e), "SMPTE frames count at the source's frame rate"))
+        return None
+
+
+def _card(lm: LoadedManifest, kind: str, card: Card | None, fps: Fraction) -> CardPlan | None:
+    if card is None:
+        return None
+    return CardPlan(
+        kind=kind,
+        text=card.text,
+        frames=max(1, round(Fraction(str(card.seconds)) * fps)),
+        color=card.color,
+        background=card.background,
+        font=lm.resolve(card.font) if card.font else None,
+        text_size=card.text_size,
+    )
+
+
+def _choose(
+    lm: LoadedManifest, key: str, declared: list[str], wanted: list[str] | None, problems: list[ClipperError]
+) -> list[str]:
+    if not wanted:
+        return list(declared)
+    unknown = [w for w in wanted if w not in declared]
+    if unknown:
+        problems.append(
+            lm.problem(
+                ("outputs", key),
+                f"{', '.join(unknown)} not among this manifest's {key}",
+                f"choose from: {', '.join(declared)}",
+            )
+        )
+    return [w for w in wanted if w in declared]
+
+
+def _capped_bitrate(preset: Preset, duration_s: float) -> int | None:
+    """Video bitrate that keeps a size-capped platform's file under its cap, with headroom."""
+    if preset.max_bytes is None:
+        return None
+    total_bits = preset.max_bytes * 8 * SIZE_CAP_HEADROOM
+    return int(total_bits / max(duration_s, 0.1) - AUDIO_BITRATE)
+
+
+def _preview_size(preset: Preset) -> tuple[int, int]:
+    scale = Fraction(PREVIEW_HEIGHT, min(preset.width, preset.height))
+    return (2 * round(preset.width * scale / 2), 2 * round(preset.height * scale / 2))

@@ -1,0 +1,171 @@
+"""Checks of a rendered file, made on the file itself rather than on our intentions."""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from clipper.ffmpeg import run_ffmpeg
+from clipper.media import probe
+from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
+
+# Tags an MP4 carries whatever we do; they identify nothing.
+ALLOWED_FORMAT_TAGS = {"major_brand", "minor_version", "compatible_brands"}
+ALLOWED_STREAM_TAGS = {
+    "language": {"und"},
+    "handler_name": {"VideoHandler", "SoundHandler"},
+    "vendor_id": {"[0][0][0][0]"},
+}
+LOUDNESS_TOLERANCE_LU = 1.0
+# True peak is measured after AAC encoding, which can add a few tenths of a dB.
+TRUE_PEAK_TOLERANCE_DB = 0.5
+
+
+@dataclass
+class Expectation:
+    """What a rendered variant must be."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    max_bytes: int | None = None
+    loudness: bool = True  # False when the clip is silent
+
+
+@dataclass
+class CheckReport:
+    """The result of every check on one file."""
+
+    checks: dict[str, object] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool, measured: object, expected: object) -> None:
+        """Record one check."""
+        self.checks[name] = {"ok": ok, "measured": measured, "expected": expected}
+        if not ok:
+            self.failures.append(f"{name}: measured {measured}, expected {expected}")
+
+
+def mp4_top_level_boxes(path: Path) -> list[str]:
+    """Return the MP4 file's top-level box types in order (to see whether the index is at the front)."""
+    boxes = []
+    with path.open("rb") as f:
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            size, kind = struct.unpack(">I4s", head)
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0]
+                f.seek(size - 16, 1)
+            elif size == 0:
+                boxes.append(kind.decode("latin-1"))
+                break
+            else:
+                f.seek(size - 8, 1)
+            boxes.append(kind.decode("latin-1"))
+    return boxes
+
+
+def all_tags(path: Path) -> dict[str, dict[str, str]]:
+    """Return every metadata tag of the container and of each stream."""
+    import av
+
+    with av.open(str(path)) as c:
+        tags = {"format": dict(c.metadata)}
+        for s in c.streams:
+            tags[f"stream{s.index}:{s.type}"] = dict(s.metadata)
+    return tags
+
+
+def foreign_tags(path: Path) -> list[str]:
+    """Return every tag that could carry information about the source, the tools or the people."""
+    bad = []
+    for where, tags in all_tags(path).items():
+        for k, v in tags.items():
+            if where == "format" and k in ALLOWED_FORMAT_TAGS:
+                continue
+            if where != "format" and k in ALLOWED_STREAM_TAGS and v in ALLOWED_STREAM_TAGS[k]:
+                continue
+            bad.append(f"{where} {k}={v!r}")
+    return bad
+
+
+_I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
+_TP = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)
+
+
+def measure_loudness(path: Path) -> tuple[float, float]:
+    """Return (integrated loudness LUFS, true peak dBTP) of a file's audio, by ffmpeg's ebur128."""
+    err = run_ffmpeg(
+        ["-i", str(path), "-vn", "-af", "ebur128=peak=true", "-f", "null", "-"], what="loudness measurement"
+    )
+    summary = err[err.rfind("Summary:") :]
+    i, tp = _I.search(summary), _TP.search(summary)
+    if not i or not tp:
+        raise ValueError("ebur128 printed no summary")
+    return float(i.group(1)), float(tp.group(1))
+
+
+def verify_output(path: Path, exp: Expectation) -> CheckReport:
+    """Check a rendered MP4 against what its variant must be."""
+    import av
+
+    r = CheckReport()
+    facts = probe(path)
+    r.check("video_codec", facts.video_codec == "h264", facts.video_codec, "h264")
+    r.check(
+        "size",
+        (facts.display_width, facts.display_height) == (exp.width, exp.height),
+        f"{facts.display_width}x{facts.display_height}",
+        f"{exp.width}x{exp.height}",
+    )
+    r.check("pixel_format", facts.pix_fmt == "yuv420p", facts.pix_fmt, "yuv420p")
+    r.check("frame_rate", facts.fps == exp.fps, str(facts.fps), str(exp.fps))
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        profile = v.profile
+        frames = v.frames
+        a = c.streams.audio[0] if c.streams.audio else None
+        audio = (
+            (a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels, a.profile)
+            if a
+            else None
+        )
+    r.check("profile", profile == "High", profile, "High")
+    r.check("frames", frames == exp.frames, frames, exp.frames)
+    expected_s = float(exp.frames / exp.fps)
+    r.check(
+        "duration_s",
+        abs(facts.duration_s - expected_s) <= float(1 / exp.fps) + 1e-6,
+        round(facts.duration_s, 4),
+        f"{expected_s:.4f} ± 1 frame",
+    )
+    r.check(
+        "audio",
+        audio is not None and audio[:3] == ("aac", AUDIO_RATE, AUDIO_CHANNELS) and audio[3] == "LC",
+        audio,
+        ("aac", AUDIO_RATE, AUDIO_CHANNELS, "LC"),
+    )
+    boxes = mp4_top_level_boxes(path)
+    front = "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
+    r.check("index_at_front", front, boxes, "moov before mdat")
+    bad = foreign_tags(path)
+    r.check("no_foreign_metadata", not bad, bad, [])
+    if exp.max_bytes is not None:
+        size = path.stat().st_size
+        r.check("file_size", size <= exp.max_bytes, size, f"≤ {exp.max_bytes}")
+    if exp.loudness:
+        i, tp = measure_loudness(path)
+        r.check(
+            "loudness_lufs",
+            abs(i - LOUDNESS_LUFS) <= LOUDNESS_TOLERANCE_LU,
+            i,
+            f"{LOUDNESS_LUFS} ± {LOUDNESS_TOLERANCE_LU}",
+        )
+        r.check("true_peak_dbtp", tp <= TRUE_PEAK_DBTP + TRUE_PEAK_TOLERANCE_DB, tp, f"≤ {TRUE_PEAK_DBTP}")
+    return r
