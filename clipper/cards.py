@@ -14,9 +14,7 @@ def default_font() -> Path:
 
     files = sorted(Path(fontpkg_noto_sans.__file__).parent.joinpath("files").glob("NotoSans[[]*.ttf"))
     if not files:
-        raise ClipperError(
-            "the bundled font is missing", hint="reinstall clipper: pip install --force-reinstall ."
-        )
+        raise ClipperError("the bundled font is missing", hint="reinstall clipper: pip install --force-reinstall .")
     return files[0]
 
 
@@ -27,9 +25,7 @@ def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path
 
     font = card.font or default_font()
     if not font.is_file():
-        raise ClipperError(
-            f"card font not found: {font}", hint="name a .ttf/.otf file relative to the manifest"
-        )
+        raise ClipperError(f"card font not found: {font}", hint="name a .ttf/.otf file relative to the manifest")
     font_px = max(12, round(card.text_size * height))
     margin = round(0.08 * width)
     # MoviePy's own 'caption' wrapping misjudges widths and clips words at the edges, so lines are

@@ -75,9 +75,7 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every sub-command."""
-    p = argparse.ArgumentParser(
-        prog="clipper", description="Anonymized, subtitled clips from long interviews."
-    )
+    p = argparse.ArgumentParser(prog="clipper", description="Anonymized, subtitled clips from long interviews.")
     p.add_argument("--version", action="version", version=f"clipper {__version__}")
     p.add_argument("--debug", action="store_true", help="log every ffmpeg command and show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--out", default="output", help="output root folder (default: output)")
             s.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
-            s.set_defaults(
-                func=(lambda a: _cmd_render(a, preview=True)) if name == "preview" else _cmd_render
-            )
+            s.set_defaults(func=(lambda a: _cmd_render(a, preview=True)) if name == "preview" else _cmd_render)
 
     s = sub.add_parser("probe", help="print what clipper knows about media files")
     s.add_argument("media", nargs="+")
@@ -134,9 +130,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _err(e: ClipperError) -> None:
     text = e.render()
-    print(
-        text if e.where or "\n" in text and ":" in text.split("\n")[0] else f"error: {text}", file=sys.stderr
-    )
+    print(text if e.where or "\n" in text and ":" in text.split("\n")[0] else f"error: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

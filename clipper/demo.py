@@ -10,6 +10,7 @@ import tempfile
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,9 +33,18 @@ _VOWELS: tuple[tuple[float, float, float], ...] = (
 _BANDWIDTHS = (80.0, 110.0, 160.0)
 
 
-def _speech_plan(seconds: float, rng: np.random.Generator) -> list[tuple[float, float, int, float, bool]]:
-    """Return syllables as (start s, duration s, vowel index, peak 0..1, has fricative onset)."""
-    plan: list[tuple[float, float, int, float, bool]] = []
+class _Syllable(NamedTuple):
+    start: int  # first sample (consonant onset)
+    vowel_start: int  # first sample of the voiced nucleus
+    end: int  # one past the last sample
+    vowel: int  # index into _VOWELS
+    peak: float  # 0..1
+    fricative: bool  # a noise burst before the vowel
+
+
+def _speech_plan(seconds: float, sample_rate: int, rng: np.random.Generator) -> list[_Syllable]:
+    """Return syllables (~4/s) grouped in "sentences" of 5-12 separated by 0.35-0.8 s pauses."""
+    plan: list[_Syllable] = []
     t = 0.35
     while t < seconds - 0.5:
         n_syl = int(rng.integers(5, 13))
@@ -42,117 +52,130 @@ def _speech_plan(seconds: float, rng: np.random.Generator) -> list[tuple[float, 
             dur = float(rng.uniform(0.17, 0.30))
             if t + dur > seconds - 0.25:
                 break
-            stressed = k % 3 == 0
-            peak = 1.0 if stressed else float(rng.uniform(0.55, 0.85))
-            plan.append((t, dur, int(rng.integers(len(_VOWELS))), peak, bool(rng.random() < 0.35)))
+            peak = 1.0 if k % 3 == 0 else float(rng.uniform(0.55, 0.85))
+            gap = float(rng.uniform(0.03, 0.06))
+            s0, s1 = int(t * sample_rate), int((t + dur) * sample_rate)
+            vowel, fric = int(rng.integers(len(_VOWELS))), bool(rng.random() < 0.35)
+            plan.append(_Syllable(s0, s0 + int(gap * sample_rate), s1, vowel, peak, fric))
             t += dur
         t += float(rng.uniform(0.35, 0.8))  # pause between "sentences"
     return plan
 
 
-def _raised_cosine_ramp(n: int) -> np.ndarray:
-    """Return n samples rising smoothly from 0 to 1."""
+def _ramp(n: int) -> np.ndarray:
+    """Return n samples rising smoothly (raised cosine) from 0 to 1."""
     return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / max(n, 1))
 
 
+def _envelopes(plan: list[_Syllable], c0: int, c1: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (voicing, fricative) amplitude envelopes for samples c0..c1."""
+    voiced, fric = np.zeros(c1 - c0), np.zeros(c1 - c0)
+    for syl in plan:
+        if syl.end <= c0 or syl.start >= c1:
+            continue
+        v0, v1 = syl.vowel_start, syl.end
+        if v1 - v0 >= 8:
+            att, rel = min(int(0.025 * sr), (v1 - v0) // 3), min(int(0.05 * sr), (v1 - v0) // 3)
+            env = np.full(v1 - v0, syl.peak * 1.06)  # small breathy floor included
+            env[:att] *= _ramp(att)
+            env[len(env) - rel :] *= _ramp(rel)[::-1]
+            lo, hi = max(v0, c0), min(v1, c1)
+            if lo < hi:
+                voiced[lo - c0 : hi - c0] = np.maximum(voiced[lo - c0 : hi - c0], env[lo - v0 : hi - v0])
+        if syl.fricative:
+            f0, f1 = syl.start, syl.vowel_start + int(0.01 * sr)
+            env = np.sin(np.linspace(0, np.pi, f1 - f0)) * 0.35 * syl.peak
+            lo, hi = max(f0, c0), min(f1, c1)
+            if lo < hi:
+                fric[lo - c0 : hi - c0] = np.maximum(fric[lo - c0 : hi - c0], env[lo - f0 : hi - f0])
+    return voiced, fric
+
+
 def synth_speech(seconds: float, sample_rate: int, *, seed: int = SEED) -> np.ndarray:
-    """Return deterministic mono speech-like audio (float32, peak PEAK_DBFS) of the given length."""
-    from scipy.signal import butter, lfilter, sosfilt
+    """Return deterministic mono speech-like audio (float32, peak PEAK_DBFS) of the given length.
+
+    Synthesized in 10 s chunks, so working memory beyond the 4-byte-per-sample result stays flat.
+    """
+    from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
 
     rng = np.random.default_rng(seed)
     sr = sample_rate
     n = round(seconds * sr)
-    plan = _speech_plan(seconds, rng)
+    plan = _speech_plan(seconds, sr, rng)
 
-    block = max(1, sr // 200)  # 5 ms control rate for formants and pitch
+    # Control rate (5 ms blocks): formant tracks and pitch contour for the whole duration (small).
+    block = max(1, sr // 200)
     n_blocks = -(-n // block)
     t_blk = np.arange(n_blocks) * block / sr
-
-    # Formant targets per control block: glide from the previous vowel over the first 40% of a syllable.
     formants = np.empty((n_blocks, 3))
     formants[:] = _VOWELS[0]
-    prev = np.array(_VOWELS[0])
-    envelope = np.zeros(n, dtype=np.float64)
-    fric = np.zeros(n, dtype=np.float64)
     accent = np.zeros(n_blocks)
-    for start, dur, vowel, peak, has_fric in plan:
-        target = np.array(_VOWELS[vowel])
-        b0, b1 = int(start * sr) // block, min(n_blocks, int((start + dur) * sr) // block + 1)
-        glide = max(1, int(0.4 * (b1 - b0)))
+    f0_blk = np.full(n_blocks, 130.0)
+    prev, sentence_start, last_end = np.array(_VOWELS[0]), 0, -sr
+    for syl in plan:
+        target = np.array(_VOWELS[syl.vowel])
+        b0, b1 = syl.start // block, min(n_blocks, syl.end // block + 1)
+        glide = max(1, int(0.4 * (b1 - b0)))  # coarticulation: glide from the previous vowel
         w = np.clip((np.arange(b1 - b0) + 1) / glide, 0.0, 1.0)[:, None]
         formants[b0:b1] = prev + (target - prev) * w
         formants[b1:] = target
         prev = target
-        if peak >= 1.0:
-            accent[b0:b1] = np.sin(np.linspace(0, np.pi, b1 - b0)) * 12.0
-        # Amplitude: a short consonant dip, then a vowel nucleus with smooth attack and release.
-        s0 = int(start * sr)
-        gap = int(rng.uniform(0.03, 0.06) * sr)
-        v0, v1 = s0 + gap, min(n, int((start + dur) * sr))
-        if v1 - v0 < 8:
-            continue
-        att, rel = min(int(0.025 * sr), (v1 - v0) // 3), min(int(0.05 * sr), (v1 - v0) // 3)
-        env = np.full(v1 - v0, peak)
-        env[:att] *= _raised_cosine_ramp(att)
-        env[len(env) - rel :] *= _raised_cosine_ramp(rel)[::-1]
-        envelope[v0:v1] = np.maximum(envelope[v0:v1], env)
-        if has_fric:
-            f1 = min(n, s0 + gap + int(0.01 * sr))
-            f_env = np.sin(np.linspace(0, np.pi, f1 - s0)) * 0.35 * peak
-            fric[s0:f1] = np.maximum(fric[s0:f1], f_env)
-    envelope += 0.06 * envelope.max() * (envelope > 0)  # breathy floor inside syllables
-
-    # Pitch: per-sentence declination 150 -> 112 Hz, accents on stressed syllables, slow wobble.
-    f0_blk = np.full(n_blocks, 130.0)
-    sentence_start = 0.0
-    starts = [p[0] for p in plan]
-    for i, s in enumerate(starts):
-        if i == 0 or s - (starts[i - 1] + plan[i - 1][1]) > 0.2:
-            sentence_start = s
-        b0 = int(s * sr) // block
-        f0_blk[b0:] = 152.0 - 9.0 * (s - sentence_start)
+        if syl.peak >= 1.0:
+            accent[b0:b1] = np.sin(np.linspace(0, np.pi, b1 - b0)) * 10.0
+        if syl.start - last_end > 0.2 * sr:
+            sentence_start = syl.start
+        f0_blk[b0:] = 146.0 - 9.0 * (syl.start - sentence_start) / sr  # declination within a sentence
+        last_end = syl.end
     f0_blk = np.clip(f0_blk, 108.0, 160.0) + accent + 2.5 * np.sin(2 * np.pi * 0.7 * t_blk)
+    f0_blk += 1.5 * rng.standard_normal(n_blocks)  # jitter
     kernel = np.hanning(41)
     f0_blk = np.convolve(np.pad(f0_blk, 20, mode="edge"), kernel / kernel.sum(), mode="valid")
-    f0 = np.interp(np.arange(n) / sr, t_blk, f0_blk)
-    f0 *= 1.0 + 0.004 * rng.standard_normal(n).cumsum() / np.sqrt(np.arange(1, n + 1))  # jitter
 
-    # Voiced source: band-limited harmonic series with a glottal-like 1/k^1.1 roll-off.
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    source = np.zeros(n)
-    n_harm = int(0.45 * sr / 170.0)
-    for k in range(1, min(n_harm, 40) + 1):
-        source += np.sin(k * phase) / k**1.1
-    source = source * envelope + 0.015 * rng.standard_normal(n) * envelope
-
-    # Vocal tract: cascade of three 2-pole resonators whose formants move at the control rate.
-    out = np.empty(n)
-    states = [np.zeros(2) for _ in range(3)]
-    for b in range(n_blocks):
-        seg = source[b * block : (b + 1) * block]
-        for j in range(3):
-            r = np.exp(-np.pi * _BANDWIDTHS[j] / sr)
-            a1, a2 = -2 * r * np.cos(2 * np.pi * formants[b, j] / sr), r * r
-            seg, states[j] = lfilter([1 + a1 + a2], [1.0, a1, a2], seg, zi=states[j])
-        out[b * block : (b + 1) * block] = seg
-
-    # Fricatives: high-passed noise at some syllable onsets; a faint room tone everywhere.
     hp = butter(4, 3000.0, btype="highpass", fs=sr, output="sos")
-    noise = sosfilt(hp, rng.standard_normal(n))
-    out = out / np.abs(out).max() + noise / np.abs(noise).max() * fric
-    out += 0.0015 * rng.standard_normal(n)
-    out *= 10 ** (PEAK_DBFS / 20) / np.abs(out).max()
-    return out.astype(np.float32)
+    hp_state = sosfilt_zi(hp) * 0.0
+    states = [np.zeros(2) for _ in range(3)]
+    phase0 = 0.0
+    voice_gain = 0.0
+    out = np.empty(n, dtype=np.float32)
+    chunk = 2000 * block
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        voiced, fric = _envelopes(plan, c0, c1, sr)
+        # Voiced source: band-limited harmonic series with a glottal-like 1/k^1.1 roll-off.
+        f0 = np.interp(np.arange(c0, c1) / sr, t_blk, f0_blk)
+        phase = phase0 + 2 * np.pi * np.cumsum(f0) / sr
+        phase0 = float(phase[-1])
+        source = np.zeros(c1 - c0)
+        for k in range(1, min(int(0.45 * sr / 170.0), 40) + 1):
+            source += np.sin(k * phase) / k**1.1
+        source = (source + 0.015 * rng.standard_normal(c1 - c0)) * voiced
+        # Vocal tract: cascade of three 2-pole resonators whose formants move at the control rate.
+        for b in range(c0 // block, -(-c1 // block)):
+            lo, hi = b * block - c0, min(c1, (b + 1) * block) - c0
+            seg = source[lo:hi]
+            for j in range(3):
+                r = np.exp(-np.pi * _BANDWIDTHS[j] / sr)
+                a1, a2 = -2 * r * np.cos(2 * np.pi * formants[b, j] / sr), r * r
+                seg, states[j] = lfilter([1 + a1 + a2], [1.0, a1, a2], seg, zi=states[j])
+            source[lo:hi] = seg
+        if voice_gain == 0.0:
+            voice_gain = 1.0 / max(float(np.abs(source).max()), 1e-9)
+        # Fricatives: high-passed noise at some syllable onsets; a faint room tone everywhere.
+        noise, hp_state = sosfilt(hp, rng.standard_normal(c1 - c0), zi=hp_state)
+        out[c0:c1] = source * voice_gain + noise / 4.5 * fric + 0.0015 * rng.standard_normal(c1 - c0)
+    out *= np.float32(10 ** (PEAK_DBFS / 20) / max(float(np.abs(out).max()), 1e-9))
+    return out
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write float samples in -1..1 (shape (n,) or (n, channels)) as a 16-bit PCM WAV."""
-    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int, *, channels: int = 1) -> None:
+    """Write mono float samples in -1..1 as a 16-bit PCM WAV, the same signal in each of `channels`."""
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
+        for c0 in range(0, len(samples), 1 << 20):
+            pcm = np.clip(np.round(samples[c0 : c0 + (1 << 20)] * 32767.0), -32768, 32767).astype("<i2")
+            w.writeframes(np.repeat(pcm, channels).tobytes())
 
 
 def _face_sprite(height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +209,7 @@ def _backgrounds(width: int, height: int, rng: np.random.Generator, count: int =
     return out
 
 
-def _frames(
-    seconds: float, width: int, height: int, fps: int, rng: np.random.Generator
-) -> Iterator[np.ndarray]:
+def _frames(seconds: float, width: int, height: int, fps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames one at a time (memory stays flat in duration)."""
     backgrounds = _backgrounds(width, height, rng)
     premult, inv_alpha = _face_sprite(max(16, round(0.4 * height)))
@@ -222,9 +243,8 @@ def make_demo_interview(
     try:
         with tempfile.TemporaryDirectory(prefix="clipper-demo-") as tmp:
             wav = Path(tmp) / "speech.wav"
-            speech = synth_speech(seconds, sample_rate)
             # Dual mono written as stereo: ffmpeg's mono->stereo upmix would lower the peak by 3 dB.
-            write_wav(wav, np.stack([speech, speech], axis=1), sample_rate)
+            write_wav(wav, synth_speech(seconds, sample_rate), sample_rate, channels=2)
             log_path = Path(tmp) / "ffmpeg.log"
             cmd = [
                 ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
@@ -241,9 +261,7 @@ def make_demo_interview(
             ]  # fmt: skip
             with (
                 log_path.open("wb") as log_file,
-                subprocess.Popen(
-                    cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file
-                ) as proc,
+                subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file) as proc,
             ):
                 try:
                     assert proc.stdin is not None

@@ -30,18 +30,44 @@ READ_MARGIN_S = 1.0
 
 @dataclass(frozen=True)
 class Loudness:
-    """Measured loudness of the clip's audio (ffmpeg loudnorm's first pass)."""
+    """One loudness measurement of the clip's audio (ffmpeg loudnorm's analysis)."""
 
     input_i: float
     input_tp: float
-    input_lra: float
-    input_thresh: float
-    target_offset: float
 
     @property
     def silent(self) -> bool:
-        """True when there is nothing to normalize (digital silence or below the gate)."""
+        """True when there is nothing to normalize (digital silence or below the absolute gate)."""
         return not math.isfinite(self.input_i) or self.input_i < -70
+
+
+@dataclass(frozen=True)
+class LoudnessGain:
+    """How the clip's audio is brought to target: a fixed gain, and a true-peak limiter when peaks need it."""
+
+    gain_db: float
+    limiter: bool
+    measured: tuple[Loudness, ...]  # every pass: the source, then the result of each correction
+
+
+# The limiter works at 4x the sample rate so that it catches inter-sample (true) peaks, and stops a
+# little under the target so AAC encoding's ripple stays below it.
+LIMITER_RATE = 4 * AUDIO_RATE
+LIMITER_CEILING_DB = TRUE_PEAK_DBTP - 1.0
+
+
+def _apply_gain(audio, gain: LoudnessGain):
+    audio = audio.filter("volume", f"{gain.gain_db:.3f}dB", precision="double")
+    if gain.limiter:
+        audio = audio.filter("aresample", LIMITER_RATE).filter(
+            "alimiter",
+            limit=f"{10 ** (LIMITER_CEILING_DB / 20):.6f}",
+            attack=1,
+            release=60,
+            level="disabled",
+            latency=1,
+        )
+    return audio
 
 
 @dataclass(frozen=True)
@@ -65,18 +91,20 @@ class EncodeSettings:
 
 
 def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.FilterableStream, int]:
-    """Open one cut's source with a seek half a frame before its first frame; return (input, lead samples)."""
+    """Open one cut's source, seeking half a frame before its first frame; return (input, lead samples)."""
     # Seeking to the middle of the frame before the cut keeps the cut frame-exact whatever the
     # container's timestamp rounding: the first frame ffmpeg keeps is exactly `in_frame`.
-    seek = max(Fraction(0), (seg.in_frame - Fraction(1, 2)) / seg.src_fps)
+    first_frame_s = seg.video_offset_s + seg.in_s
+    seek = max(Fraction(0), first_frame_s - Fraction(1, 2) / seg.src_fps)
     duration = (seg.out_frame - seg.in_frame) / seg.src_fps
-    opts: dict[str, object] = {"t": f"{float(duration + READ_MARGIN_S + (seg.in_s - seek)):.6f}"}
+    opts: dict[str, object] = {"t": f"{float(duration + READ_MARGIN_S + (first_frame_s - seek)):.6f}"}
     if seek > 0:
         opts["ss"] = f"{float(seek):.6f}"
     if not video:
         opts["vn"] = None
     stream = ffmpeg.input(str(seg.path), **opts)
-    lead_samples = round((seg.in_s - seek) * AUDIO_RATE)
+    # Audio samples between the seek point and the first frame's time are dropped by count.
+    lead_samples = round((first_frame_s - seek) * AUDIO_RATE)
     return stream, lead_samples
 
 
@@ -84,11 +112,11 @@ def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPla
     samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
     if stream is None or not seg.has_audio:
         # A source with no audio gets exact-length silence.
-        a = ffmpeg.input(
-            f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}"
-        )
+        a = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
         return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
-    a = stream.audio.filter("aresample", AUDIO_RATE)
+    # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
+    # from the seek point stays true.
+    a = stream.audio.filter("aresample", AUDIO_RATE, first_pts=0)
     a = a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
     if lead:
         a = a.filter("atrim", start_sample=lead)
@@ -102,9 +130,7 @@ def _silence(frames: int, fps: Fraction):
     return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
 
 
-def region_pixels(
-    box: tuple[float, float, float, float], width: int, height: int
-) -> tuple[int, int, int, int]:
+def region_pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
     """Return the pixel box (x, y, w, h) covering a fractional box, rounded outward (mask more, never less)."""
     fx, fy, fw, fh = box
     x0, y0 = math.floor(fx * width), math.floor(fy * height)
@@ -163,9 +189,7 @@ def _reframe(v, mode: str, src_w: int, src_h: int, out_w: int, out_h: int):
     bg = bg.filter("scale", small_w, small_h, force_original_aspect_ratio="increase", flags="area")
     bg = bg.filter("crop", small_w, small_h).filter("gblur", sigma=6)
     bg = bg.filter("eq", brightness=-0.08).filter("scale", out_w, out_h, flags="bicubic")
-    fg = fg.filter(
-        "scale", out_w, out_h, force_original_aspect_ratio="decrease", force_divisible_by=2, flags="bicubic"
-    )
+    fg = fg.filter("scale", out_w, out_h, force_original_aspect_ratio="decrease", force_divisible_by=2, flags="bicubic")
     return ffmpeg.overlay(bg, fg, x="(W-w)/2", y="(H-h)/2")
 
 
@@ -194,9 +218,7 @@ def _card_video(png: Path, frames: int, fps: Fraction):
 def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
     lw = max(2, round(logo.width * out_w) // 2 * 2)
     m = round(logo.margin * min(out_w, out_h))
-    img = (
-        ffmpeg.input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
-    )
+    img = ffmpeg.input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
     if logo.opacity < 1:
         img = img.filter("colorchannelmixer", aa=logo.opacity)
     x = f"{m}" if logo.corner.endswith("left") else f"W-w-{m}"
@@ -215,12 +237,13 @@ def _clip_audio(plan: RenderPlan, inputs: list[tuple[object, int]]):
     return parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=0, a=1)
 
 
-def measure_cmd(plan: RenderPlan) -> list[str]:
-    """argv (without the binary) that measures the clip's loudness: audio only, nothing written."""
+def measure_cmd(plan: RenderPlan, gain: LoudnessGain | None = None) -> list[str]:
+    """argv (without the binary) that measures the clip's loudness, after `gain` if given; writes nothing."""
     inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
-    audio = _clip_audio(plan, inputs).filter(
-        "loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU, print_format="json"
-    )
+    audio = _clip_audio(plan, inputs)
+    if gain is not None:
+        audio = _apply_gain(audio, gain).filter("aresample", AUDIO_RATE)
+    audio = audio.filter("loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU, print_format="json")
     return ffmpeg.output(audio, "-", f="null").compile(cmd="ffmpeg")[1:]
 
 
@@ -230,14 +253,13 @@ def render_cmd(
     out_path: Path,
     *,
     cards: dict[str, Path],
-    loudness: Loudness | None,
+    gain: LoudnessGain | None,
     settings: EncodeSettings,
 ) -> list[str]:
     """argv (without the binary) that renders one variant to out_path."""
     inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
     parts_v = [
-        _segment_video(stream, seg, plan, variant)
-        for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
+        _segment_video(stream, seg, plan, variant) for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
     ]
     clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
     if plan.logo:
@@ -254,20 +276,10 @@ def render_cmd(
         plan,
         [(s if seg.has_audio else None, lead) for seg, (s, lead) in zip(plan.segments, inputs, strict=True)],
     )
-    if loudness is not None and not loudness.silent:
-        audio = audio.filter(
-            "loudnorm",
-            I=LOUDNESS_LUFS,
-            TP=TRUE_PEAK_DBTP,
-            LRA=LOUDNESS_RANGE_LU,
-            measured_I=loudness.input_i,
-            measured_TP=loudness.input_tp,
-            measured_LRA=loudness.input_lra,
-            measured_thresh=loudness.input_thresh,
-            offset=loudness.target_offset,
-            linear="true",
-        )
-    elif loudness is None and variant.preview:
+    if gain is not None:
+        audio = _apply_gain(audio, gain)
+    elif variant.preview:
+        # Previews skip the measuring pass: one-pass loudnorm is close enough for a look.
         audio = audio.filter("loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU)
     audio = audio.filter("aresample", AUDIO_RATE).filter(
         "aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo"

@@ -108,9 +108,9 @@ class Region(Strict):
 
     @model_validator(mode="after")
     def _from_before_to(self) -> Region:
-        if self.from_ and self.to and self.from_.seconds is not None and self.to.seconds is not None:
-            if self.to.seconds <= self.from_.seconds:
-                raise ValueError(f"'to' ({self.to}) must come after 'from' ({self.from_})")
+        both = self.from_ and self.to and self.from_.seconds is not None and self.to.seconds is not None
+        if both and self.to.seconds <= self.from_.seconds:  # type: ignore[union-attr,operator]
+            raise ValueError(f"'to' ({self.to}) must come after 'from' ({self.from_})")
         return self
 
 
@@ -131,11 +131,7 @@ class Segment(Strict):
 
     @model_validator(mode="after")
     def _in_before_out(self) -> Segment:
-        if (
-            self.in_.seconds is not None
-            and self.out.seconds is not None
-            and self.out.seconds <= self.in_.seconds
-        ):
+        if self.in_.seconds is not None and self.out.seconds is not None and self.out.seconds <= self.in_.seconds:
             raise ValueError(f"'out' ({self.out}) must come after 'in' ({self.in_})")
         return self
 
@@ -161,9 +157,7 @@ class Card(Strict):
     color: Colour = "white"
     background: Colour = "black"
     font: str | None = Field(default=None, description="a .ttf/.otf file, relative to the manifest")
-    text_size: float = Field(
-        default=0.06, gt=0.01, le=0.2, description="text height as a fraction of frame height"
-    )
+    text_size: float = Field(default=0.06, gt=0.01, le=0.2, description="text height as a fraction of frame height")
 
 
 class Logo(Strict):
@@ -197,9 +191,7 @@ class Outputs(Strict):
     @classmethod
     def _face_reframe_not_yet(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("reframe") == "face":
-            raise ValueError(
-                f"reframe 'face' {NOT_YET} (it needs face tracking); use pad-blur, center or letterbox"
-            )
+            raise ValueError(f"reframe 'face' {NOT_YET} (it needs face tracking); use pad-blur, center or letterbox")
         return data
 
     @field_validator("platforms", "languages")
@@ -215,9 +207,7 @@ class Outputs(Strict):
     def _language_codes(cls, v: list[str]) -> list[str]:
         for lang in v:
             if not LANGUAGE.match(lang):
-                raise ValueError(
-                    f"{lang!r} is not a language code (use lower-case ISO 639: en, ar, fr, tr, ru, de)"
-                )
+                raise ValueError(f"{lang!r} is not a language code (use lower-case ISO 639: en, ar, fr, tr, ru, de)")
         return v
 
 
@@ -263,9 +253,7 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"
-    ),
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
     list("-+0123456789."),
 )
 
@@ -303,9 +291,7 @@ def load_manifest(path: Path) -> LoadedManifest:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ManifestError(
-            [ClipperError("no such manifest file", where=str(path), hint="check the path")]
-        ) from None
+        raise ManifestError([ClipperError("no such manifest file", where=str(path), hint="check the path")]) from None
     except IsADirectoryError:
         raise ManifestError(
             [ClipperError("is a folder, not a manifest", where=str(path), hint="name a .yaml file")]
@@ -378,11 +364,7 @@ def _compose(path: Path, text: str) -> yaml.Node:
         raise ManifestError([ClipperError(f"YAML: {e}", where=str(path))]) from None
     if root is None:
         raise ManifestError(
-            [
-                ClipperError(
-                    "the manifest is empty", where=f"{path}:1:1", hint="start from manifests/demo.yaml"
-                )
-            ]
+            [ClipperError("the manifest is empty", where=f"{path}:1:1", hint="start from manifests/demo.yaml")]
         )
     _reject_duplicate_keys(path, root)
     return root
@@ -520,9 +502,7 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
     out: list[ClipperError] = []
     for e in err.errors(include_url=False):
         loc = tuple(
-            p
-            for p in e["loc"]
-            if not (isinstance(p, str) and (p.startswith("function-") or p in ("tagged-union",)))
+            p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in ("tagged-union",)))
         )
         kind = e["type"]
         msg = _FRIENDLY.get(kind, e["msg"])
@@ -536,16 +516,12 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             close = difflib.get_close_matches(field_name, allowed, n=1, cutoff=0.6)
             msg = f"unknown key {field_name!r}"
             hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else (f"allowed here: {', '.join(allowed)}" if allowed else "")
+                f"did you mean {close[0]!r}?" if close else (f"allowed here: {', '.join(allowed)}" if allowed else "")
             )
             key = _key_node(root, loc)
             mark = key.start_mark if key else _node_at(root, loc)[0].start_mark
             out.append(
-                ClipperError(
-                    f"{_dotted(loc)}: {msg}", where=f"{path}:{mark.line + 1}:{mark.column + 1}", hint=hint
-                )
+                ClipperError(f"{_dotted(loc)}: {msg}", where=f"{path}:{mark.line + 1}:{mark.column + 1}", hint=hint)
             )
             continue
         if kind == "literal_error":

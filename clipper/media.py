@@ -34,6 +34,10 @@ class MediaFacts:
     channels: int | None
     format_name: str
     tags: dict[str, str]
+    # ffmpeg's input seek counts from the container's start, which AAC priming or an edit list can put
+    # before the first video frame; cuts are counted from the video's own start.
+    container_start_s: float = 0.0
+    video_start_s: float = 0.0
 
     @property
     def display_width(self) -> int:
@@ -72,9 +76,7 @@ def probe(path: Path) -> MediaFacts:
     if path.is_dir():
         raise MediaError("is a folder, not a media file", where=str(path))
     if not os.access(path, os.R_OK):
-        raise MediaError(
-            "cannot be read (permission denied)", where=str(path), hint="check the file's permissions"
-        )
+        raise MediaError("cannot be read (permission denied)", where=str(path), hint="check the file's permissions")
     size = path.stat().st_size
     if size == 0:
         raise MediaError("is empty (0 bytes)", where=str(path), hint="copy the file again")
@@ -101,21 +103,25 @@ def probe(path: Path) -> MediaFacts:
             )
         v = container.streams.video[0]
         cc = v.codec_context
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            raise MediaError(
+                f"is a still image ({container.format.name.removesuffix('_pipe')}), not a video",
+                where=str(path),
+                hint="name a video file",
+            )
         if not cc.width or not cc.height:
             raise MediaError(
                 "video stream has no picture size (damaged or truncated file)",
                 where=str(path),
                 hint="copy the file again or re-export it",
             )
-        fps = Fraction(v.average_rate or v.guessed_rate or v.base_rate or 0)
+        average = Fraction(v.average_rate or v.guessed_rate or v.base_rate or 0)
         base = Fraction(v.base_rate or 0)
-        if fps <= 0:
+        if average <= 0:
             raise MediaError(
                 "video stream has no frame rate", where=str(path), hint="re-export with a fixed frame rate"
             )
-        # Snap near-standard rates (29.970029…) to their exact rational (30000/1001).
-        fps = _snap_rate(fps)
-        variable = bool(base and _snap_rate(base) != fps)
+        fps, variable = timeline_rate(average, base)
         duration = _duration_s(container, v)
         if duration <= 0:
             raise MediaError("has no duration (no frames)", where=str(path), hint="copy the file again")
@@ -158,12 +164,31 @@ def probe(path: Path) -> MediaFacts:
             channels=a.codec_context.channels if a else None,
             format_name=container.format.name,
             tags=tags,
+            container_start_s=(container.start_time or 0) / 1_000_000,
+            video_start_s=float(v.start_time * v.time_base) if v.start_time is not None else 0.0,
         )
 
 
-_STANDARD_RATES = [
-    Fraction(n, d) for n, d in ((24000, 1001), (30000, 1001), (60000, 1001), (120000, 1001))
-] + [Fraction(n) for n in (12, 15, 23.976, 24, 25, 30, 48, 50, 60, 90, 100, 120) if float(n).is_integer()]
+_STANDARD_RATES = [Fraction(n, d) for n, d in ((24000, 1001), (30000, 1001), (60000, 1001), (120000, 1001))] + [
+    Fraction(n) for n in (10, 12, 15, 24, 25, 30, 48, 50, 60, 90, 100, 120)
+]
+
+
+def timeline_rate(average: Fraction, base: Fraction) -> tuple[Fraction, bool]:
+    """Return (the rate frames are counted in, whether the source is variable-rate).
+
+    A constant-rate file has one answer. A variable-rate file (phones, screen recordings, files with
+    dropped frames) is counted at its nominal rate: the container's base rate when that is a standard
+    rate not far above the average (a phone's 120 Hz clock is not its frame rate), else the standard
+    rate nearest the average.
+    """
+    avg = _snap_rate(average)
+    if not base or _snap_rate(base) == avg:
+        return avg, False
+    nominal = _snap_rate(base)
+    if nominal in _STANDARD_RATES and nominal <= 2 * average:
+        return nominal, True
+    return min(_STANDARD_RATES, key=lambda r: abs(r - average)), True
 
 
 def _snap_rate(rate: Fraction) -> Fraction:

@@ -36,6 +36,8 @@ class SegmentPlan:
     display_width: int
     display_height: int
     sar: Fraction
+    # Where frame 0 of the video sits relative to the start ffmpeg seeks from (see MediaFacts).
+    video_offset_s: Fraction = Fraction(0)
 
     @property
     def in_s(self) -> Fraction:
@@ -115,11 +117,7 @@ class RenderPlan:
     @property
     def total_frames(self) -> int:
         """Frames in each output: intro + segments + outro."""
-        return (
-            self.clip_frames
-            + (self.intro.frames if self.intro else 0)
-            + (self.outro.frames if self.outro else 0)
-        )
+        return self.clip_frames + (self.intro.frames if self.intro else 0) + (self.outro.frames if self.outro else 0)
 
     @property
     def duration_s(self) -> float:
@@ -209,6 +207,7 @@ def plan_clip(
                 display_width=f.display_width,
                 display_height=f.display_height,
                 sar=f.sar,
+                video_offset_s=Fraction(str(f.video_start_s)) - Fraction(str(f.container_start_s)),
             )
         )
         clip_frame += n_out

@@ -18,14 +18,17 @@ from clipper import __version__
 from clipper.cards import render_card_png
 from clipper.errors import ClipperError, ManifestError, MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
-from clipper.graph import EncodeSettings, Loudness, measure_cmd, render_cmd
+from clipper.graph import LIMITER_CEILING_DB, EncodeSettings, Loudness, LoudnessGain, measure_cmd, render_cmd
 from clipper.manifest import LoadedManifest, load_manifest
 from clipper.media import MediaFacts, content_hash, probe
 from clipper.plan import RenderPlan, Variant, plan_clip
+from clipper.presets import LOUDNESS_LUFS
 from clipper.verify import Expectation, verify_output
 
 log = logging.getLogger("clipper.render")
 MAX_SIZE_ATTEMPTS = 3
+MAX_LOUDNESS_CORRECTIONS = 2
+LOUDNESS_SETTLED_LU = 0.3
 PARTIAL = ".partial"
 
 
@@ -112,7 +115,7 @@ class Sidecar(BaseModel):
     cards: dict[str, float]
     anonymity: dict[str, str]
     regions: list[dict[str, object]]
-    loudness_measured: dict[str, float] | None
+    loudness: dict[str, object] | None  # None: the clip is silent
     encode: dict[str, object]
     checks: dict[str, object]
     render_seconds: float
@@ -158,23 +161,40 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def measure_loudness(plan: RenderPlan) -> Loudness:
-    """Measure the clip's loudness once (pass 1 of 2); shared by every variant."""
-    err = run_ffmpeg(measure_cmd(plan), what="loudness measurement")
-    start = err.rfind("{")
+def measure_loudness(plan: RenderPlan, gain: LoudnessGain | None = None) -> Loudness:
+    """Measure the clip's loudness (after `gain`, if given), audio only."""
+    err = run_ffmpeg(measure_cmd(plan, gain), what="loudness measurement")
     try:
-        data = json.loads(err[start : err.rfind("}") + 1])
-        return Loudness(
-            input_i=float(data["input_i"]),
-            input_tp=float(data["input_tp"]),
-            input_lra=float(data["input_lra"]),
-            input_thresh=float(data["input_thresh"]),
-            target_offset=float(data["target_offset"]),
-        )
+        data = json.loads(err[err.rfind("{") : err.rfind("}") + 1])
+        return Loudness(input_i=float(data["input_i"]), input_tp=float(data["input_tp"]))
     except (ValueError, KeyError) as e:
         raise ClipperError(
             f"could not read ffmpeg's loudness measurement ({e})", hint="run with --debug and report the log"
         ) from None
+
+
+def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
+    """Measure first, then choose the gain (and limiter) that brings the clip to target; None for silence.
+
+    A plain gain is exact when the peaks allow it. Speech often has peaks more than 13 dB above its
+    loudness, so the gain would push them over the true-peak ceiling: then a limiter catches them,
+    which costs a little loudness, measured and made up in up to two correcting passes.
+    """
+    first = measure_loudness(plan)
+    if first.silent:
+        return None
+    gain = LoudnessGain(gain_db=LOUDNESS_LUFS - first.input_i, limiter=False, measured=(first,))
+    if first.input_tp + gain.gain_db <= LIMITER_CEILING_DB:
+        return gain
+    gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(first,))
+    for _ in range(MAX_LOUDNESS_CORRECTIONS):
+        after = measure_loudness(plan, gain)
+        gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(*gain.measured, after))
+        miss = LOUDNESS_LUFS - after.input_i
+        if abs(miss) <= LOUDNESS_SETTLED_LU:
+            break
+        gain = LoudnessGain(gain_db=gain.gain_db + miss, limiter=True, measured=gain.measured)
+    return gain
 
 
 def render(plan: RenderPlan, out_root: Path, *, progress: Progress | None = None) -> list[RenderResult]:
@@ -183,13 +203,14 @@ def render(plan: RenderPlan, out_root: Path, *, progress: Progress | None = None
     folder = output_dir(out_root, plan)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder)
-    loudness = None if plan.variants and plan.variants[0].preview else measure_loudness(plan)
+    preview = bool(plan.variants) and plan.variants[0].preview
+    gain = None if preview else plan_loudness(plan)
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
         for variant in plan.variants:
-            results.append(_render_variant(plan, variant, folder, work, loudness, source_hashes, progress))
+            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress))
     return results
 
 
@@ -198,7 +219,7 @@ def _render_variant(
     variant: Variant,
     folder: Path,
     work: Path,
-    loudness: Loudness | None,
+    gain: LoudnessGain | None,
     source_hashes: dict[str, str],
     progress: Progress,
 ) -> RenderResult:
@@ -218,14 +239,14 @@ def _render_variant(
         fps=plan.fps,
         frames=plan.total_frames,
         max_bytes=variant.max_bytes,
-        loudness=not variant.preview and loudness is not None and not loudness.silent,
+        loudness=not variant.preview and gain is not None,
     )
     try:
         for attempt in range(MAX_SIZE_ATTEMPTS):
             settings = EncodeSettings.for_variant(variant, attempt=attempt)
             progress.start(variant, plan.duration_s)
             run_ffmpeg(
-                render_cmd(plan, variant, tmp, cards=cards, loudness=loudness, settings=settings),
+                render_cmd(plan, variant, tmp, cards=cards, gain=gain, settings=settings),
                 what=f"render of {variant.filename}",
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
@@ -233,12 +254,9 @@ def _render_variant(
             report = verify_output(tmp, expect) if not variant.preview else None
             if report is None or not report.failures:
                 break
-            if [
-                f for f in report.failures if not f.startswith("file_size")
-            ] or attempt == MAX_SIZE_ATTEMPTS - 1:
+            if [f for f in report.failures if not f.startswith("file_size")] or attempt == MAX_SIZE_ATTEMPTS - 1:
                 raise VerifyError(
-                    f"{variant.filename} failed its checks and was not published:\n  "
-                    + "\n  ".join(report.failures),
+                    f"{variant.filename} failed its checks and was not published:\n  " + "\n  ".join(report.failures),
                     where=plan.manifest_path.name,
                     hint="run with --debug; the ffmpeg log is in " + str(folder / ".logs"),
                 )
@@ -276,12 +294,15 @@ def _render_variant(
             cards={c.kind: round(float(c.frames / plan.fps), 6) for c in (plan.intro, plan.outro) if c},
             anonymity=plan.anonymity,
             regions=[
-                {"box": list(r.box), "mode": r.mode, "frames": [r.start_frame, r.end_frame]}
-                for r in plan.regions
+                {"box": list(r.box), "mode": r.mode, "frames": [r.start_frame, r.end_frame]} for r in plan.regions
             ],
-            loudness_measured=None
-            if loudness is None
-            else {"input_i": loudness.input_i, "input_tp": loudness.input_tp},
+            loudness=None
+            if gain is None
+            else {
+                "gain_db": round(gain.gain_db, 3),
+                "true_peak_limiter": gain.limiter,
+                "passes": [{"integrated_lufs": m.input_i, "true_peak_dbtp": m.input_tp} for m in gain.measured],
+            },
             encode={"preset": settings.preset, "crf": settings.crf, "max_bitrate": settings.max_bitrate},
             checks=report.checks if report else {"preview": "not checked: previews are not for publishing"},
             render_seconds=round(time.monotonic() - started, 3),
@@ -295,9 +316,7 @@ def _render_variant(
         tmp.unlink(missing_ok=True)
         (folder / f".{final.with_suffix('.json').name}{PARTIAL}").unlink(missing_ok=True)
         raise
-    result = RenderResult(
-        variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size
-    )
+    result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)
     return result
 

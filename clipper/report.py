@@ -38,9 +38,7 @@ class RichProgress(render_mod.Progress):
         self._bars.__enter__()
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self._bars.__exit__(et, e, tb)
 
     def start(self, variant: Variant, total_s: float) -> None:
@@ -66,9 +64,7 @@ def print_summary(results: list[render_mod.RenderResult]) -> None:
     for col in ("output", "size", "MB", "seconds to render"):
         t.add_column(col)
     for r in results:
-        t.add_row(
-            str(r.path), f"{r.variant.width}x{r.variant.height}", f"{r.bytes / 1e6:.1f}", f"{r.seconds:.1f}"
-        )
+        t.add_row(str(r.path), f"{r.variant.width}x{r.variant.height}", f"{r.bytes / 1e6:.1f}", f"{r.seconds:.1f}")
     _out.print(t)
 
 

@@ -36,9 +36,7 @@ class Timecode:
         hh, mm, ss, ff = self.smpte
         nominal = math.ceil(fps)  # 30 for 29.97, 25 for 25
         if ff >= nominal:
-            raise ValueError(
-                f"frame field {ff} in {self.text!r} must be below {nominal} at {float(fps):.3f} fps"
-            )
+            raise ValueError(f"frame field {ff} in {self.text!r} must be below {nominal} at {float(fps):.3f} fps")
         frames = ((hh * 60 + mm) * 60 + ss) * nominal + ff
         if self.drop_frame:
             if nominal not in (30, 60):

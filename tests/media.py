@@ -33,7 +33,7 @@ FRAME_CODE_BITS = 12
 GRID = 5
 GREY = 128
 CLICK_FREQ = 1000.0
-CLICK_SECONDS = 0.010
+CLICK_SECONDS = 0.100  # long enough to carry real loudness, onset still sharp
 CLICK_AMPLITUDE = 0.5
 CLICK_EVERY = 25  # frames
 
@@ -101,7 +101,7 @@ def _write_wav(path: Path, samples: np.ndarray, sample_rate: int, channels: int)
 
 
 def click_track(n_samples: int, onsets: list[int], sample_rate: int) -> np.ndarray:
-    """Return silence with a 10 ms 1 kHz sine burst (amplitude 0.5) starting at each onset sample."""
+    """Return silence with a 100 ms 1 kHz sine burst (amplitude 0.5) starting at each onset sample."""
     out = np.zeros(n_samples, dtype=np.float64)
     k = np.arange(round(CLICK_SECONDS * sample_rate))
     burst = CLICK_AMPLITUDE * np.sin(2 * np.pi * CLICK_FREQ * k / sample_rate)
@@ -123,6 +123,7 @@ def numbered_video(
     vfr: bool = False,
     start_offset_s: float = 0.0,
     channels: int = 2,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
     """Write an H.264/AAC video whose frame i shows code i and whose audio clicks at every 25th frame.
 
@@ -150,7 +151,8 @@ def numbered_video(
             args += ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
         if vfr:
             args += ["-vf", "select='not(eq(mod(n,3),2))'", "-fps_mode", "passthrough"]
-        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+        # yuv444p allows odd picture sizes (4:2:0 needs even ones).
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", pix_fmt]
         if start_offset_s:
             args += ["-output_ts_offset", f"{start_offset_s:.6f}"]
         if rotate is None:
@@ -158,9 +160,7 @@ def numbered_video(
         else:
             plain = Path(tmp) / f"plain{path.suffix or '.mp4'}"
             _run([*args, str(plain)])
-            _run(
-                ["-display_rotation:v:0", str(rotate), "-i", str(plain), "-map", "0", "-c", "copy", str(path)]
-            )
+            _run(["-display_rotation:v:0", str(rotate), "-i", str(plain), "-map", "0", "-c", "copy", str(path)])
     return path
 
 
@@ -377,9 +377,7 @@ def empty_file(path: Path) -> Path:
 
 def zero_duration_video(path: Path) -> Path:
     """Write an MP4 from a zero-frame encode: ffmpeg 9 leaves a valid moov with no streams, no duration."""
-    _run(
-        ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)]
-    )
+    _run(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)])
     return Path(path)
 
 
@@ -418,9 +416,7 @@ def _self_check() -> None:
             assert all(abs(t - i / rate) < 1e-3 for t, i, _ in got)
             clicks = click_times(p)
             want = [float(i / rate) for i in range(0, 60, CLICK_EVERY)]
-            assert len(clicks) == len(want) and all(
-                abs(a - b) < 1e-3 for a, b in zip(clicks, want, strict=True)
-            )
+            assert len(clicks) == len(want) and all(abs(a - b) < 1e-3 for a, b in zip(clicks, want, strict=True))
             print(f"fps {fps}: 60 frames read back; clicks {[round(c, 5) for c in clicks]} (want {want})")
 
         p = numbered_video(d / "r.mp4", frames=10, rotate=90)
@@ -484,10 +480,7 @@ def _self_check() -> None:
             try:
                 with av.open(str(p)) as c:
                     kinds = [s.type for s in c.streams]
-                    print(
-                        f"bad {name}: PyAV opens it: format={c.format.name} streams={kinds}"
-                        f" duration={c.duration}"
-                    )
+                    print(f"bad {name}: PyAV opens it: format={c.format.name} streams={kinds} duration={c.duration}")
             except av.FFmpegError as e:
                 print(f"bad {name}: PyAV raises {type(e).__name__}: {e}")
     print("self-check OK")

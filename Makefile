@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything comes from pip.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test lint bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Render the bundled demo manifest into output/demo/ (generates the demo footage first).
+demo: setup
+	$(BIN)/clipper demo --out footage/demo-interview.mp4
+	$(BIN)/clipper render manifests/demo.yaml --out output
+
+## Lint, then run every test.
+test: setup lint
+	$(BIN)/pytest -q -ra
+
+lint: setup
+	$(BIN)/ruff check clipper tests bench
+	$(BIN)/ruff format --check clipper tests bench
+
+## Speed as ratios to a bare ffmpeg run of the same encode.
+bench: setup
+	$(BIN)/python bench/bench.py
+
+## Regenerate manifests/clipper.schema.json from the manifest models.
+schema: setup
+	$(BIN)/clipper schema --out manifests/clipper.schema.json
+
+clean:
+	rm -rf $(VENV) footage output/*/ .pytest_cache

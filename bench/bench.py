@@ -1,0 +1,374 @@
+"""Speed of clipper as a ratio to the floor: the same encode done by one bare ffmpeg command.
+
+    python bench/bench.py [--seconds 60] [--platforms youtube,tiktok] [--keep DIR] [--reframes] [--repeat N]
+
+Clipper's time is the whole library call a `clipper render --platforms P` makes (probe, plan,
+loudness measurement, encode, verify, publish), timed per platform. The floor decodes the same
+stretch of the same source, fits it into the platform frame with a plain scale+pad letterbox
+(clipper's default reframe for a 16:9 source on a 9:16 platform is pad-blur; the floor is the
+cheapest honest geometry of the same output size) and encodes with exactly the x264/AAC settings
+clipper's EncodeSettings.for_variant picks for that variant. The floor has no loudness pass and no
+checks: everything clipper adds on top of a bare encode shows up in the ratio.
+
+The source (testsrc2 with temporal noise, speech-like audio, 1080p25) is generated once per run in a
+temporary folder, or once ever in --keep DIR. Nothing is written in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av  # noqa: F401  (imported up front so the first timed probe does not pay for it)
+import yaml
+
+import clipper.media
+from clipper.ffmpeg import ffmpeg_exe
+from clipper.graph import EncodeSettings
+from clipper.plan import RenderPlan, Variant
+from clipper.presets import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE, GOP_SECONDS, PRESETS
+from clipper.render import measure_loudness, prepare, render
+from clipper.verify import Expectation, verify_output
+
+TARGET_RATIO = 1.2
+SRC_W, SRC_H, SRC_FPS = 1920, 1080, 25
+EDGE_S = 0.5  # the segment leaves this much of the source out at each end
+REFRAMES = ("center", "letterbox", "pad-blur")
+
+# A voiced buzz (140 Hz and harmonics, a gliding "formant"), syllable-rate envelope, pauses between phrases.
+SPEECH_LIKE = (
+    "0.22*(sin(2*PI*140*t)+0.5*sin(2*PI*280*t)+0.35*sin(2*PI*(650+250*sin(2*PI*0.7*t))*t))"
+    "*(0.55+0.45*sin(2*PI*4.1*t))*gt(sin(2*PI*0.23*t)+0.6,0)"
+)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(args: list[str]) -> None:
+    """Run ffmpeg with args (without the binary); exit with its log tail on failure."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        sys.exit(f"ffmpeg failed ({proc.returncode}):\n$ {shlex.join(cmd)}\n{proc.stderr[-2000:]}")
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def make_source(folder: Path, seconds: int) -> Path:
+    """Generate (or reuse) a 1080p25 source with moving, noisy pictures and speech-like stereo sound."""
+    path = folder / f"bench-source-{SRC_W}x{SRC_H}-{SRC_FPS}fps-{seconds}s.mp4"
+    if path.is_file() and path.stat().st_size > 0:
+        log(f"source: reusing {path}")
+        return path
+    log(f"source: generating {seconds} s of {SRC_W}x{SRC_H}@{SRC_FPS} (testsrc2 + noise, libx264 crf 18 veryfast)…")
+    tmp = path.with_name(path.name + ".partial.mp4")
+    t0 = time.perf_counter()
+    run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={SRC_W}x{SRC_H}:rate={SRC_FPS}:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"aevalsrc='{SPEECH_LIKE}':c=stereo:s={AUDIO_RATE}:d={seconds}",
+            "-vf",
+            "format=yuv420p,noise=alls=8:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+            str(tmp),
+        ]
+    )
+    tmp.replace(path)
+    log(f"source: {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
+def write_manifest(folder: Path, source: Path, seconds: int, platforms: list[str], reframe: str | None) -> Path:
+    """A manifest with one segment (the whole source but EDGE_S at each end), no masks, no cards."""
+    ident = "bench" if reframe is None else f"bench-{reframe}"
+    outputs: dict[str, object] = {"platforms": platforms, "languages": ["en"]}
+    if reframe is not None:
+        outputs["reframe"] = reframe
+    data = {
+        "clipper": 1,
+        "id": ident,
+        "title": "clipper benchmark",
+        "sources": {"src": source.name},
+        "segments": [{"source": "src", "in": EDGE_S, "out": seconds - EDGE_S}],
+        "anonymize": {
+            "faces": {"mode": "none", "reason": "synthetic test pattern, there are no people in it"},
+            "voice": {"mode": "none", "reason": "synthetic tones, nobody's voice"},
+            "regions": [],
+        },
+        "outputs": outputs,
+    }
+    path = source.parent / f"{ident}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- clipper
+
+
+@dataclass
+class ClipperRun:
+    total_s: float
+    prepare_s: float
+    render_s: float
+    variant_s: float  # render_seconds from the sidecar: encode + verify + sha256 + publish of the variant
+    output: Path
+    plan: RenderPlan
+    variant: Variant
+
+
+def run_clipper(manifest: Path, platform: str, out_root: Path) -> ClipperRun:
+    """Time prepare() + render() for one platform, as `clipper render --platforms P` would do."""
+    # render() hashes each source once per process; forget it so every run pays what a fresh CLI run pays.
+    clipper.media._HASHES.clear()
+    t0 = time.perf_counter()
+    plan = prepare(manifest, platforms=[platform])
+    t1 = time.perf_counter()
+    results = render(plan, out_root)
+    t2 = time.perf_counter()
+    (res,) = results
+    return ClipperRun(
+        total_s=t2 - t0,
+        prepare_s=t1 - t0,
+        render_s=t2 - t1,
+        variant_s=res.seconds,
+        output=res.path,
+        plan=plan,
+        variant=res.variant,
+    )
+
+
+@dataclass
+class Breakdown:
+    loudness_s: float
+    source_hash_s: float
+    verify_s: float
+
+
+def breakdown(run_: ClipperRun) -> Breakdown:
+    """Time the parts of render() that are not the encode, each called once on its own."""
+    t0 = time.perf_counter()
+    measure_loudness(run_.plan)
+    t1 = time.perf_counter()
+    h = hashlib.sha256()  # what clipper.media.content_hash does, without its in-process cache
+    for seg in {s.path for s in run_.plan.segments}:
+        with seg.open("rb") as f:
+            while block := f.read(4 << 20):
+                h.update(block)
+    t2 = time.perf_counter()
+    v = run_.variant
+    expect = Expectation(
+        width=v.width, height=v.height, fps=run_.plan.fps, frames=run_.plan.total_frames, max_bytes=v.max_bytes
+    )
+    report = verify_output(run_.output, expect)
+    t3 = time.perf_counter()
+    if report.failures:
+        log(f"  note: re-verify reported {report.failures}")
+    return Breakdown(loudness_s=t1 - t0, source_hash_s=t2 - t1, verify_s=t3 - t2)
+
+
+# ---------------------------------------------------------------------------------------------- floor
+
+
+def floor_geometry(mode: str, w: int, h: int) -> str:
+    """The video filter the floor uses for one reframe mode (plain ffmpeg, same scaler as clipper)."""
+    if mode == "center":
+        return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h}"
+    if mode == "letterbox":
+        return (
+            f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bicubic,"
+            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
+        )
+    if mode == "pad-blur-graph":  # the same look as clipper's pad-blur, written by hand
+        sw, sh = max(2, w // 8 // 2 * 2), max(2, h // 8 // 2 * 2)
+        return (
+            f"split[fg][bg];[bg]scale={sw}:{sh}:force_original_aspect_ratio=increase:flags=area,crop={sw}:{sh},"
+            f"gblur=sigma=6,eq=brightness=-0.08,scale={w}:{h}:flags=bicubic[b];"
+            f"[fg]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bicubic[f];"
+            "[b][f]overlay=(W-w)/2:(H-h)/2"
+        )
+    raise ValueError(mode)
+
+
+def encode_args(plan: RenderPlan, variant: Variant) -> list[str]:
+    """x264/AAC options from EncodeSettings.for_variant and the presets clipper reads, nothing else."""
+    s = EncodeSettings.for_variant(variant)
+    gop = max(1, round(plan.fps * GOP_SECONDS))
+    args = ["-c:v", "libx264", "-profile:v", "high", "-pix_fmt", "yuv420p", "-preset", s.preset, "-crf", str(s.crf)]
+    args += ["-g", str(gop), "-keyint_min", str(max(1, gop // 2))]
+    if s.max_bitrate:
+        args += ["-maxrate", str(s.max_bitrate), "-bufsize", str(s.max_bitrate * 2)]
+    args += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
+    return [*args, "-movflags", "+faststart"]
+
+
+def floor_cmd(source: Path, plan: RenderPlan, variant: Variant, mode: str, out: Path) -> list[str]:
+    """One ffmpeg command: decode the segment, fit it to the platform frame, encode like clipper."""
+    (seg,) = plan.segments
+    duration = Fraction(seg.out_frames) / plan.fps
+    geometry = floor_geometry(mode, variant.width, variant.height) + ",setsar=1,format=yuv420p"
+    return [
+        *("-ss", f"{float(seg.in_s):.6f}", "-t", f"{float(duration):.6f}", "-i", str(source)),
+        *("-filter_complex", f"[0:v:0]{geometry}[v]", "-map", "[v]", "-map", "0:a:0"),
+        *encode_args(plan, variant),
+        str(out),
+    ]
+
+
+def run_floor(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    run(args)
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def verdict(ratio: float) -> str:
+    return "ok" if ratio <= TARGET_RATIO else "MISS"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
+    return "\n".join([line.format(*head), "  ".join("-" * w for w in widths), *(line.format(*r) for r in rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=60, help="length of the generated source (default 60)")
+    ap.add_argument("--platforms", default="youtube,tiktok", help="comma-separated presets (default youtube,tiktok)")
+    ap.add_argument("--keep", type=Path, help="work in DIR and keep the source and outputs (reused next time)")
+    ap.add_argument("--reframes", action="store_true", help="also time center, letterbox and pad-blur on tiktok")
+    ap.add_argument("--repeat", type=int, default=1, help="run each measurement N times, keep the fastest")
+    ns = ap.parse_args(argv)
+    platforms = [p.strip() for p in ns.platforms.split(",") if p.strip()]
+    unknown = [p for p in platforms if p not in PRESETS]
+    if unknown or not platforms:
+        ap.error(f"unknown platform(s) {unknown}; choose from {', '.join(PRESETS)}")
+    if ns.seconds < 3:
+        ap.error("--seconds must be at least 3")
+
+    if ns.keep:
+        ns.keep.mkdir(parents=True, exist_ok=True)
+        return bench(ns.keep.resolve(), ns, platforms)
+    with tempfile.TemporaryDirectory(prefix="clipper-bench-") as d:
+        return bench(Path(d), ns, platforms)
+
+
+def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
+    source = make_source(work, ns.seconds)
+    out_root = work / "output"
+    floor_dir = work / "floor"
+    floor_dir.mkdir(exist_ok=True)
+    repeat = max(1, ns.repeat)
+
+    clip_cache: dict[tuple[str, str | None], ClipperRun] = {}
+    floor_cache: dict[tuple[str, str], float] = {}
+    floor_cmds: dict[tuple[str, str], list[str]] = {}
+
+    def clip(platform: str, reframe: str | None) -> ClipperRun:
+        key = (platform, reframe)
+        if key not in clip_cache:
+            manifest = write_manifest(work, source, ns.seconds, [platform], reframe)
+            log(f"clipper: {platform} (reframe {reframe or 'default'})…")
+            runs = [run_clipper(manifest, platform, out_root) for _ in range(repeat)]
+            clip_cache[key] = min(runs, key=lambda r: r.total_s)
+            log(f"  {clip_cache[key].total_s:.1f} s")
+        return clip_cache[key]
+
+    def floor(platform: str, mode: str, plan: RenderPlan, variant: Variant) -> float:
+        key = (platform, mode)
+        if key not in floor_cache:
+            cmd = floor_cmd(source, plan, variant, mode, floor_dir / f"{platform}.{mode}.mp4")
+            floor_cmds[key] = cmd
+            log(f"floor: {platform} ({mode})…")
+            floor_cache[key] = min(run_floor(cmd) for _ in range(repeat))
+            log(f"  {floor_cache[key]:.1f} s")
+        return floor_cache[key]
+
+    rows, parts = [], []
+    for p in platforms:
+        c = clip(p, None)
+        f = floor(p, "letterbox", c.plan, c.variant)
+        b = breakdown(c)
+        ratio = c.total_s / f
+        rows.append([p, c.plan.reframe, f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+        encode = c.variant_s - b.verify_s
+        other = c.total_s - c.prepare_s - b.loudness_s - b.source_hash_s - c.variant_s
+        parts.append(
+            [p]
+            + [f"{x:.2f}" for x in (c.prepare_s, b.loudness_s, b.source_hash_s, encode, b.verify_s, other)]
+            + [f"{encode / f:.2f}x"]
+        )
+
+    n = f"{ns.seconds - 2 * EDGE_S:g} s"
+    print()
+    print(f"clipper vs the bare-ffmpeg floor: a {n} clip of a {SRC_W}x{SRC_H}@{SRC_FPS} source, one platform per run")
+    print(f"target: ratio <= {TARGET_RATIO:.1f}x for an output without face masking (none here: faces opted out)")
+    print("floor geometry: plain scale+pad letterbox to the platform size (clipper: its default reframe)")
+    print()
+    print(table(["platform", "reframe", "clipper s", "floor s", "ratio", "target"], rows))
+    print()
+    print("where clipper's time goes (loudness, source hash and verify timed again on their own;")
+    print("encode = the variant's render_seconds minus verify; other = total minus the rest):")
+    print(table(["platform", "prepare", "loudness", "src hash", "encode", "verify", "other", "encode/floor"], parts))
+
+    if ns.reframes:
+        p = "tiktok"
+        rrows = []
+        for mode in REFRAMES:
+            c = clip(p, None if mode == "pad-blur" and (p, None) in clip_cache else mode)
+            floor_mode = "letterbox" if mode == "pad-blur" else mode
+            f = floor(p, floor_mode, c.plan, c.variant)
+            ratio = c.total_s / f
+            rrows.append([mode, floor_mode, f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+        c = clip_cache.get((p, None)) or clip_cache[(p, "pad-blur")]
+        f = floor(p, "pad-blur-graph", c.plan, c.variant)
+        ratio = c.total_s / f
+        rrows.append(["pad-blur", "pad-blur-graph", f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+        print()
+        print(f"reframe modes on {p} ({PRESETS[p].width}x{PRESETS[p].height} from 16:9):")
+        print(table(["reframe", "floor geometry", "clipper s", "floor s", "ratio", "target"], rrows))
+
+    print()
+    print("floor commands:")
+    for (p, mode), cmd in floor_cmds.items():
+        print(f"  {p}/{mode}: $ {shlex.join(['ffmpeg', *cmd])}")
+    if ns.keep:
+        print(f"\nkept in {work}: the source, manifests, clipper outputs ({out_root}) and floor outputs ({floor_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Shared fixtures: writing manifests, rendering them through the library, and reading outputs back."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+OPT_OUT = {
+    "faces": {"mode": "none", "reason": "test pattern, no person in frame"},
+    "voice": {"mode": "none", "reason": "synthetic sound, nobody speaks"},
+}
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPUS = SHARED / "corpus"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def manifest_text(
+    sources: dict[str, str],
+    segments: list[dict[str, Any]],
+    *,
+    platforms: list[str] | None = None,
+    regions: list[dict[str, Any]] | None = None,
+    cards: dict[str, Any] | None = None,
+    reframe: str | None = None,
+    id: str = "clip",
+) -> str:
+    """Return the YAML of a valid manifest with opt-outs declared."""
+    doc: dict[str, Any] = {
+        "clipper": 1,
+        "id": id,
+        "title": "test clip",
+        "sources": sources,
+        "segments": segments,
+        "anonymize": {**OPT_OUT, **({"regions": regions} if regions else {})},
+        "outputs": {"platforms": platforms or ["telegram"], "languages": ["en"]},
+    }
+    if cards:
+        doc["cards"] = cards
+    if reframe:
+        doc["outputs"]["reframe"] = reframe
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> Callable[..., Path]:
+    """Write a manifest into tmp_path and return its path."""
+
+    def _write(*args: Any, name: str = "clip.yaml", **kwargs: Any) -> Path:
+        path = tmp_path / name
+        path.write_text(manifest_text(*args, **kwargs), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def render_manifest(tmp_path: Path) -> Callable[..., list[Any]]:
+    """Render a manifest through the library API into tmp_path/out; return the RenderResults."""
+    from clipper.render import prepare, render
+
+    def _render(path: Path, **kwargs: Any) -> list[Any]:
+        preview = kwargs.pop("preview", False)
+        plan = prepare(path, preview=preview, **kwargs)
+        return render(plan, tmp_path / "out")
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Folder for renders and frames kept for a human to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
