@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,15 +79,20 @@ class EncodeSettings:
     max_bitrate: int | None = None  # bits/s; a ceiling that keeps peaks (and capped files) in bounds
 
     @classmethod
-    def for_variant(cls, v: Variant, *, attempt: int = 0) -> EncodeSettings:
-        """Settings for one variant; each retry after a size overshoot lowers the ceiling by 15 %."""
+    def for_variant(cls, v: Variant) -> EncodeSettings:
+        """Settings for one variant: a quality target under a bitrate ceiling scaled to the frame size."""
         if v.preview:
             return cls(preset="ultrafast", crf=28)
-        pixels = v.width * v.height
-        ceiling = int(12_000_000 * pixels / (1920 * 1080))
+        ceiling = int(12_000_000 * v.width * v.height / (1920 * 1080))
         if v.max_video_bitrate is not None:
-            ceiling = min(ceiling, int(v.max_video_bitrate * (0.85**attempt)))
+            ceiling = min(ceiling, v.max_video_bitrate)
         return cls(max_bitrate=ceiling)
+
+    def shrunk_to(self, measured_bytes: int, cap_bytes: int) -> EncodeSettings:
+        """Settings for a re-encode after a file came out `measured_bytes` against a cap of `cap_bytes`."""
+        assert self.max_bitrate is not None
+        # Scale by the overshoot, then 10 % more: x264's rate control lands near, not under, its ceiling.
+        return replace(self, max_bitrate=int(self.max_bitrate * cap_bytes / measured_bytes * 0.9))
 
 
 def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.FilterableStream, int]:

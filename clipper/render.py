@@ -242,8 +242,8 @@ def _render_variant(
         loudness=not variant.preview and gain is not None,
     )
     try:
+        settings = EncodeSettings.for_variant(variant)
         for attempt in range(MAX_SIZE_ATTEMPTS):
-            settings = EncodeSettings.for_variant(variant, attempt=attempt)
             progress.start(variant, plan.duration_s)
             run_ffmpeg(
                 render_cmd(plan, variant, tmp, cards=cards, gain=gain, settings=settings),
@@ -260,7 +260,9 @@ def _render_variant(
                     where=plan.manifest_path.name,
                     hint="run with --debug; the ffmpeg log is in " + str(folder / ".logs"),
                 )
-            log.info("%s over its size cap; re-encoding at a lower bitrate", variant.filename)
+            assert variant.max_bytes is not None
+            settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
+            log.info("%s over its size cap; re-encoding at %d b/s", variant.filename, settings.max_bitrate)
         sha = _sha256(tmp)
         size = tmp.stat().st_size
         sidecar = Sidecar(

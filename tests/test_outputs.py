@@ -1,0 +1,354 @@
+"""What a viewer (and an adversary) would find in the published files: format, sound, metadata, masks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from media import numbered_video, read_frame_numbers, tone_video
+from PIL import Image
+
+from clipper.errors import VerifyError
+from clipper.ffmpeg import ffmpeg_exe
+from clipper.presets import PRESETS
+from clipper.render import Progress, prepare, render
+from clipper.verify import foreign_tags, measure_loudness, mp4_top_level_boxes
+
+pytestmark = pytest.mark.slow
+
+
+def _frames_rgb(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def assert_publishable(path: Path, width: int, height: int, fps: Fraction, frames: int) -> None:
+    """Every check a platform upload needs, read from the file itself."""
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert (v.codec_context.width, v.codec_context.height) == (width, height)
+        assert v.codec_context.name == "h264" and v.profile == "High"
+        assert v.codec_context.pix_fmt == "yuv420p"
+        assert Fraction(v.average_rate) == fps
+        decoded = sum(1 for _ in c.decode(v))
+        assert decoded == frames
+        duration = float(v.duration * v.time_base)
+        assert abs(duration - frames / fps) <= 1 / fps
+        assert a.codec_context.name == "aac" and a.profile == "LC"
+        assert (a.codec_context.sample_rate, a.codec_context.channels) == (48000, 2)
+    lufs, peak = measure_loudness(path)
+    assert abs(lufs - -14.0) <= 1.0, lufs
+    assert peak <= -1.0, peak
+    boxes = mp4_top_level_boxes(path)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    assert foreign_tags(path) == []
+
+
+def test_every_platform_gets_a_publishable_file(tmp_path, write_manifest, render_manifest):
+    tone_video(tmp_path / "src.mp4", seconds=4, size=(640, 360), level_db=-30)
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (64, 32), (255, 0, 0, 200)).save(logo)
+    m = write_manifest(
+        {"cam": "src.mp4"},
+        [{"source": "cam", "in": 0.5, "out": 2.0}, {"source": "cam", "in": 2.5, "out": 3.5}],
+        platforms=list(PRESETS),
+        cards={"intro": {"text": "A former member speaks", "seconds": 1}, "logo": {"file": "logo.png"}},
+        regions=[{"box": [0.1, 0.1, 0.2, 0.2], "mode": "pixelate"}],
+    )
+    results = render_manifest(m)
+    assert sorted(r.variant.platform for r in results) == sorted(PRESETS)
+    for r in results:
+        preset = PRESETS[r.variant.platform]
+        assert r.path.name == f"clip.en.{preset.name}.mp4"
+        assert_publishable(
+            r.path, preset.width, preset.height, Fraction(25), 25 + 37 + 25
+        )  # 0.5 s snaps to frame 13: 13..49
+        assert r.sidecar.exists()
+    leftovers = [p.name for p in (tmp_path / "out" / "clip").iterdir() if p.name.startswith(".") and p.name != ".logs"]
+    assert leftovers == []
+
+
+def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write_manifest, render_manifest):
+    # Loud peaks over quiet sound: a plain gain would push the peaks over -1 dBTP; the limiter must not.
+    sr = 48000
+    t = np.arange(sr * 6) / sr
+    bed = 0.02 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    bed[sr * 2 : sr * 2 + 2400] += 0.9 * np.sin(2 * np.pi * 900 * t[:2400])
+    raw = tmp_path / "a.f32"
+    np.stack([bed, bed], axis=1).astype("<f4").tofile(raw)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=25:d=6",
+            "-f",
+            "f32le",
+            "-ar",
+            str(sr),
+            "-ac",
+            "2",
+            "-i",
+            str(raw),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(tmp_path / "src.mp4"),
+        ],
+        check=True,
+    )
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 6}])
+    [r] = render_manifest(m)
+    lufs, peak = measure_loudness(r.path)
+    assert abs(lufs - -14.0) <= 1.0 and peak <= -1.0, (lufs, peak)
+
+
+def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, render_manifest):
+    secret = "Abu-Example-Raqqa"
+    src = tmp_path / f"{secret}-interview.mp4"
+    chapters = tmp_path / "meta.txt"
+    chapters.write_text(
+        ";FFMETADATA1\ntitle=" + secret + "\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=2000\ntitle=" + secret + "\n"
+    )
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=25:d=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=3",
+            "-i",
+            str(chapters),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map_metadata",
+            "2",
+            "-map_chapters",
+            "2",
+            "-metadata",
+            f"location=+36.3566+043.1640/",
+            "-metadata",
+            "creation_time=2019-03-01T10:00:00Z",
+            "-metadata",
+            f"comment={secret}",
+            "-metadata",
+            "make=Apple",
+            "-metadata",
+            "model=iPhone 12",
+            "-metadata:s:v",
+            f"handler_name={secret}",
+            "-metadata:s:a",
+            "language=ara",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(src),
+        ],
+        check=True,
+    )
+    m = write_manifest({"cam": src.name}, [{"source": "cam", "in": 0, "out": 2}], platforms=["telegram", "tiktok"])
+    for r in render_manifest(m):
+        assert foreign_tags(r.path) == []
+        with av.open(str(r.path)) as c:
+            assert not c.metadata.get("title") and not c.metadata.get("location")
+            assert [s.metadata.get("language") for s in c.streams] == ["und", "und"]
+        data = r.path.read_bytes()
+        for needle in (secret.encode(), b"iPhone", b"+36.3566", b"2019-03-01", b"x264 - core", b"Lavf", b"Lavc"):
+            assert needle not in data, needle
+
+
+def test_solid_and_pixelated_regions_hide_what_is_under_them(tmp_path, write_manifest, render_manifest):
+    # 16:9 source into a 16:9 platform: the region lands at the same fractions of the output frame.
+    tone_video(tmp_path / "src.mp4", seconds=3, size=(640, 360))
+    m = write_manifest(
+        {"cam": "src.mp4"},
+        [{"source": "cam", "in": 0, "out": 2}],
+        regions=[
+            {"box": [0.05, 0.1, 0.25, 0.3], "mode": "solid"},
+            {"box": [0.55, 0.1, 0.4, 0.5], "mode": "pixelate"},
+            {"box": [0.05, 0.55, 0.25, 0.4], "mode": "solid", "from": 1.0, "to": 1.5},
+        ],
+    )
+    [r] = render_manifest(m)
+    frames = _frames_rgb(r.path)
+    h, w = frames[0].shape[:2]  # 1280x720, 2x the source
+    for k, f in enumerate(frames):
+        solid = f[round(0.1 * h) + 4 : round(0.4 * h) - 4, round(0.05 * w) + 4 : round(0.3 * w) - 4]
+        assert solid.max() <= 24, f"frame {k}: solid region not black"
+        timed = f[round(0.55 * h) + 4 : round(0.95 * h) - 4, round(0.05 * w) + 4 : round(0.3 * w) - 4]
+        in_span = 25 <= k < 38  # [1.0 s, 1.5 s) at 25 fps
+        assert (timed.max() <= 24) == in_span, f"frame {k}: timed region masked={timed.max() <= 24}"
+    # Pixelated: source blocks are ≥ 32 px (16 px floor × 2 upscale), so each 32x32 tile is nearly flat.
+    f = frames[10].astype(int)
+    x0, y0, x1, y1 = round(0.55 * w), round(0.1 * h), round(0.95 * w), round(0.6 * h)
+    tile_spread = [
+        np.ptp(f[y + 6 : y + 26, x + 6 : x + 26], axis=(0, 1)).max()
+        for y in range(y0, y1 - 32, 32)
+        for x in range(x0, x1 - 32, 32)
+    ]
+    assert np.median(tile_spread) <= 20, tile_spread
+    with av.open(str(tmp_path / "src.mp4")) as c:
+        src = next(iter(c.decode(video=0))).to_ndarray(format="rgb24")
+    assert np.ptp(src[36:216, 352:608].astype(int), axis=(0, 1)).max() > 100  # the source had detail there
+
+
+def test_logo_sits_in_its_corner_over_the_clip_not_the_cards(tmp_path, write_manifest, render_manifest):
+    numbered_video(tmp_path / "src.mp4", frames=50, fps="25")
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (100, 50), (255, 0, 0, 255)).save(logo)
+    m = write_manifest(
+        {"cam": "src.mp4"},
+        [{"source": "cam", "in": 0, "out": 1}],
+        cards={
+            "intro": {"text": "intro", "seconds": 0.5, "background": "#0000ff"},
+            "logo": {"file": "logo.png", "corner": "bottom-left", "width": 0.1, "margin": 0.05},
+        },
+    )
+    [r] = render_manifest(m)
+    frames = _frames_rgb(r.path)
+    intro = round(0.5 * 25)
+    h, w = frames[0].shape[:2]
+    spot = (h - round(0.05 * h) - 10, round(0.05 * h) + 10)  # inside the logo, bottom-left
+    for k, f in enumerate(frames):
+        px = f[spot].astype(int)
+        is_red = px[0] > 200 and px[1] < 60 and px[2] < 60
+        assert is_red == (k >= intro), (k, px)
+    assert (frames[0][h // 2, w // 2].astype(int) - [0, 0, 255]).__abs__().max() < 40  # the card's blue
+
+
+@pytest.mark.parametrize("mode", ["center", "letterbox", "pad-blur"])
+def test_reframe_modes_keep_the_picture_centred(tmp_path, write_manifest, render_manifest, mode):
+    numbered_video(tmp_path / "src.mp4", frames=25, fps="25", size=(640, 360), audio=False)
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 1}], platforms=["tiktok"], reframe=mode)
+    [r] = render_manifest(m)
+    assert read_frame_numbers(r.path) == list(range(25))
+    f = _frames_rgb(r.path)[5].astype(int)
+    top_band = f[:200]
+    if mode == "letterbox":
+        assert top_band.max() <= 20  # black bars
+    elif mode == "pad-blur":
+        assert top_band.max() > 40  # the blurred picture, not black
+    else:
+        assert (f[:, :40] > 100).mean() > 0.5  # the grey source fills the frame to the edges
+
+
+def test_size_cap_is_met_by_lowering_the_bitrate(tmp_path, write_manifest):
+    # A noisy source and an artificially small cap: the first encode overshoots, a retry meets it.
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=4,noise=alls=60:allf=t",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=4",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(tmp_path / "src.mp4"),
+        ],
+        check=True,
+    )
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 4}], platforms=["whatsapp-status"])
+    plan = prepare(m)
+    cap = 600_000
+    variant = replace(plan.variants[0], max_bytes=cap, max_video_bitrate=int(cap * 8 * 0.9 / 4 - 160_000) * 2)
+    [r] = render(replace(plan, variants=(variant,)), tmp_path / "out")
+    assert r.path.stat().st_size <= cap
+    assert r.sidecar.read_text().count('"file_size"') == 1
+
+
+def test_failed_check_publishes_nothing(tmp_path, write_manifest):
+    tone_video(tmp_path / "src.mp4", seconds=3)
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
+    plan = prepare(m)
+    impossible = replace(plan.variants[0], max_bytes=2_000, max_video_bitrate=250_000)
+    with pytest.raises(VerifyError, match="file_size"):
+        render(replace(plan, variants=(impossible,)), tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out" / "clip").iterdir() if p.suffix in (".mp4", ".json")] == []
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        out += [int(k) for k in kids]
+    return out
+
+
+def test_an_exception_mid_render_leaves_no_ffmpeg_running(tmp_path, write_manifest):
+    tone_video(tmp_path / "src.mp4", seconds=4)
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 4}])
+
+    class Boom(Progress):
+        def advance(self, variant, done_s):
+            if done_s > 0.5:
+                raise RuntimeError("editor pressed stop")
+
+    with pytest.raises(RuntimeError):
+        render(prepare(m), tmp_path / "out", progress=Boom())
+    assert _children(os.getpid()) == []
+    assert list((tmp_path / "out" / "clip").glob("*.mp4")) == []
+
+
+def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manifest):
+    tone_video(tmp_path / "src.mp4", seconds=8, size=(1280, 720))
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], platforms=["youtube"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(out), "--quiet"],
+        start_new_session=True,
+    )
+    folder = out / "clip"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "render finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(folder.glob("*.mp4")) == [] and list(folder.glob("*.json")) == []
+    assert list(folder.glob(".*.partial")), "the partial file is hidden and named as such"
+    # The next render cleans up and publishes.
+    [r] = render(prepare(m), out)
+    assert r.path.exists()
+    assert not list(folder.glob(".*.partial")) and not list(folder.glob(".work-*"))
