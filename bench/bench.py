@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -52,6 +54,12 @@ SPEECH_LIKE = (
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and every child it has waited for (ffmpeg runs are children)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run(args: list[str]) -> None:
@@ -139,6 +147,7 @@ def write_manifest(folder: Path, source: Path, seconds: int, platforms: list[str
 @dataclass
 class ClipperRun:
     total_s: float
+    cpu_s: float
     prepare_s: float
     render_s: float
     variant_s: float  # render_seconds from the sidecar: encode + verify + sha256 + publish of the variant
@@ -151,14 +160,17 @@ def run_clipper(manifest: Path, platform: str, out_root: Path) -> ClipperRun:
     """Time prepare() + render() for one platform, as `clipper render --platforms P` would do."""
     # render() hashes each source once per process; forget it so every run pays what a fresh CLI run pays.
     clipper.media._HASHES.clear()
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     plan = prepare(manifest, platforms=[platform])
     t1 = time.perf_counter()
     results = render(plan, out_root)
     t2 = time.perf_counter()
+    cpu = cpu_seconds() - c0
     (res,) = results
     return ClipperRun(
         total_s=t2 - t0,
+        cpu_s=cpu,
         prepare_s=t1 - t0,
         render_s=t2 - t1,
         variant_s=res.seconds,
@@ -245,10 +257,16 @@ def floor_cmd(source: Path, plan: RenderPlan, variant: Variant, mode: str, out: 
     ]
 
 
-def run_floor(args: list[str]) -> float:
-    t0 = time.perf_counter()
+@dataclass
+class FloorRun:
+    total_s: float
+    cpu_s: float
+
+
+def run_floor(args: list[str]) -> FloorRun:
+    c0, t0 = cpu_seconds(), time.perf_counter()
     run(args)
-    return time.perf_counter() - t0
+    return FloorRun(total_s=time.perf_counter() - t0, cpu_s=cpu_seconds() - c0)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -258,10 +276,14 @@ def verdict(ratio: float) -> str:
     return "ok" if ratio <= TARGET_RATIO else "MISS"
 
 
-def table(head: list[str], rows: list[list[str]]) -> str:
+def table(head: list[str], rows: list[list[str]], *, text_cols: int = 2) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
-    return "\n".join([line.format(*head), "  ".join("-" * w for w in widths), *(line.format(*r) for r in rows)])
+
+    def fmt(r: list[str]) -> str:
+        cells = zip(r, widths, strict=True)
+        return "  ".join(c.ljust(w) if i < text_cols else c.rjust(w) for i, (c, w) in enumerate(cells))
+
+    return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
+    load_before = os.getloadavg()[0]
     source = make_source(work, ns.seconds)
     out_root = work / "output"
     floor_dir = work / "floor"
@@ -294,7 +317,7 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
     repeat = max(1, ns.repeat)
 
     clip_cache: dict[tuple[str, str | None], ClipperRun] = {}
-    floor_cache: dict[tuple[str, str], float] = {}
+    floor_cache: dict[tuple[str, str], FloorRun] = {}
     floor_cmds: dict[tuple[str, str], list[str]] = {}
 
     def clip(platform: str, reframe: str | None) -> ClipperRun:
@@ -304,45 +327,58 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
             log(f"clipper: {platform} (reframe {reframe or 'default'})…")
             runs = [run_clipper(manifest, platform, out_root) for _ in range(repeat)]
             clip_cache[key] = min(runs, key=lambda r: r.total_s)
-            log(f"  {clip_cache[key].total_s:.1f} s")
+            log(f"  {clip_cache[key].total_s:.1f} s wall, {clip_cache[key].cpu_s:.1f} s CPU")
         return clip_cache[key]
 
-    def floor(platform: str, mode: str, plan: RenderPlan, variant: Variant) -> float:
+    def floor(platform: str, mode: str, plan: RenderPlan, variant: Variant) -> FloorRun:
         key = (platform, mode)
         if key not in floor_cache:
             cmd = floor_cmd(source, plan, variant, mode, floor_dir / f"{platform}.{mode}.mp4")
             floor_cmds[key] = cmd
             log(f"floor: {platform} ({mode})…")
-            floor_cache[key] = min(run_floor(cmd) for _ in range(repeat))
-            log(f"  {floor_cache[key]:.1f} s")
+            floor_cache[key] = min((run_floor(cmd) for _ in range(repeat)), key=lambda r: r.total_s)
+            log(f"  {floor_cache[key].total_s:.1f} s wall, {floor_cache[key].cpu_s:.1f} s CPU")
         return floor_cache[key]
 
+    def row(first: str, second: str, c: ClipperRun, f: FloorRun) -> list[str]:
+        ratio = c.total_s / f.total_s
+        return [
+            *(first, second, f"{c.total_s:.2f}", f"{f.total_s:.2f}", f"{ratio:.2f}x", verdict(ratio)),
+            *(f"{c.cpu_s:.1f}", f"{f.cpu_s:.1f}", f"{c.cpu_s / f.cpu_s:.2f}x"),
+        ]
+
+    head = ["clipper s", "floor s", "ratio", "target", "clipper CPU s", "floor CPU s", "CPU ratio"]
     rows, parts = [], []
     for p in platforms:
         c = clip(p, None)
         f = floor(p, "letterbox", c.plan, c.variant)
         b = breakdown(c)
-        ratio = c.total_s / f
-        rows.append([p, c.plan.reframe, f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+        v = c.variant
+        same_shape = Fraction(v.width, v.height) == Fraction(SRC_W, SRC_H)
+        rows.append(row(p, f"{c.plan.reframe}{' (no-op: same shape)' if same_shape else ''}", c, f))
         encode = c.variant_s - b.verify_s
         other = c.total_s - c.prepare_s - b.loudness_s - b.source_hash_s - c.variant_s
         parts.append(
             [p]
             + [f"{x:.2f}" for x in (c.prepare_s, b.loudness_s, b.source_hash_s, encode, b.verify_s, other)]
-            + [f"{encode / f:.2f}x"]
+            + [f"{encode / f.total_s:.2f}x"]
         )
 
     n = f"{ns.seconds - 2 * EDGE_S:g} s"
+    mbps = source.stat().st_size * 8 / ns.seconds / 1e6
     print()
-    print(f"clipper vs the bare-ffmpeg floor: a {n} clip of a {SRC_W}x{SRC_H}@{SRC_FPS} source, one platform per run")
+    print(f"clipper vs the bare-ffmpeg floor: a {n} clip of a {SRC_W}x{SRC_H}@{SRC_FPS} source ({mbps:.0f} Mb/s),")
+    print("one platform per run; wall clock (time.perf_counter) of prepare() + render(), min of", repeat, "run(s)")
     print(f"target: ratio <= {TARGET_RATIO:.1f}x for an output without face masking (none here: faces opted out)")
-    print("floor geometry: plain scale+pad letterbox to the platform size (clipper: its default reframe)")
+    print("floor: one ffmpeg command, same segment, plain scale+pad letterbox to the platform size,")
+    print("       x264/AAC options from EncodeSettings.for_variant; no loudness pass, no checks")
     print()
-    print(table(["platform", "reframe", "clipper s", "floor s", "ratio", "target"], rows))
+    print(table(["platform", "clipper reframe", *head], rows))
     print()
-    print("where clipper's time goes (loudness, source hash and verify timed again on their own;")
-    print("encode = the variant's render_seconds minus verify; other = total minus the rest):")
-    print(table(["platform", "prepare", "loudness", "src hash", "encode", "verify", "other", "encode/floor"], parts))
+    print("where clipper's wall time goes (loudness, source hash and verify timed again on their own;")
+    print("encode = the variant's sidecar render_seconds minus verify; other = total minus the rest):")
+    parts_head = ["platform", "prepare", "loudness", "src hash", "encode", "verify", "other", "encode/floor"]
+    print(table(parts_head, parts, text_cols=1))
 
     if ns.reframes:
         p = "tiktok"
@@ -350,17 +386,19 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
         for mode in REFRAMES:
             c = clip(p, None if mode == "pad-blur" and (p, None) in clip_cache else mode)
             floor_mode = "letterbox" if mode == "pad-blur" else mode
-            f = floor(p, floor_mode, c.plan, c.variant)
-            ratio = c.total_s / f
-            rrows.append([mode, floor_mode, f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+            rrows.append(row(mode, floor_mode, c, floor(p, floor_mode, c.plan, c.variant)))
         c = clip_cache.get((p, None)) or clip_cache[(p, "pad-blur")]
-        f = floor(p, "pad-blur-graph", c.plan, c.variant)
-        ratio = c.total_s / f
-        rrows.append(["pad-blur", "pad-blur-graph", f"{c.total_s:.2f}", f"{f:.2f}", f"{ratio:.2f}x", verdict(ratio)])
+        rrows.append(row("pad-blur", "pad-blur-graph", c, floor(p, "pad-blur-graph", c.plan, c.variant)))
         print()
-        print(f"reframe modes on {p} ({PRESETS[p].width}x{PRESETS[p].height} from 16:9):")
-        print(table(["reframe", "floor geometry", "clipper s", "floor s", "ratio", "target"], rrows))
+        print(f"reframe modes on {p} ({PRESETS[p].width}x{PRESETS[p].height} from 16:9); the last row's floor is")
+        print("clipper's pad-blur filter chain written by hand, so its ratio is overhead without the look's cost:")
+        print(table(["reframe", "floor geometry", *head], rrows))
 
+    load_after = os.getloadavg()[0]
+    print()
+    print(f"machine: {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before, {load_after:.1f} after")
+    if max(load_before, load_after) > 0.5 * (os.cpu_count() or 1):
+        print("  other processes were busy: wall-clock ratios are noisy; the CPU ratio is the steadier figure")
     print()
     print("floor commands:")
     for (p, mode), cmd in floor_cmds.items():

@@ -345,6 +345,10 @@ XFAIL = {
         "'clipper: 2' prints 'clipper: 2 is not one of: ' with an empty list: literal_error options are read "
         "from quoted strings only, so Literal[1] gives none"
     ),
+    "unknown-key-segment": (
+        "no 'did you mean' hint for an unknown key inside a list item (segments.0.sorce, regions.0.mdoe): "
+        "manifest._model_at/_unwrap stop at list[...] and never reach Segment/Region, so the hint is empty"
+    ),
     "reframe-face": (
         "reframe 'face' is reported at the first key of 'outputs' (line 12, platforms), not at the reframe line: "
         "the error is raised by a mode='before' model validator on Outputs, so its loc is ('outputs',)"
@@ -352,11 +356,36 @@ XFAIL = {
 }
 
 
+# `render` runs too for these (a spread over every stage: YAML, fields, cross-references, files, planning);
+# `validate` runs for every case.
+ALSO_RENDER = {
+    "yaml-bad-indent",
+    "empty-file",
+    "not-utf8",
+    "duplicate-key-top",
+    "unknown-key-top",
+    "missing-faces",
+    "faces-pixelate",
+    "unknown-platform",
+    "in-after-out",
+    "too-long-for-platform",
+    "smpte-frame-field-too-big",
+    "segment-beyond-source",
+    "segment-unknown-source",
+    "source-missing",
+    "source-is-text",
+    "card-font-missing",
+    "logo-missing",
+    "subtitles-declared",
+    "region-after-clip-end",
+}
+
+
 def _params() -> list[object]:
     out = []
     for case_id, text, line, field, message in CASES:
         marks = [pytest.mark.xfail(strict=True, reason=XFAIL[case_id])] if case_id in XFAIL else []
-        out.append(pytest.param(text, line, field, message, id=case_id, marks=marks))
+        out.append(pytest.param(case_id, text, line, field, message, id=case_id, marks=marks))
     return out
 
 
@@ -406,12 +435,11 @@ def _setup(tmp_path: Path, media: Path, text: str | bytes) -> Path:
     return path
 
 
-def _run_both(path: Path, out: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Run `clipper validate` and `clipper render` side by side; return both results."""
-    cmds = {
-        "validate": [sys.executable, "-m", "clipper.cli", "validate", str(path)],
-        "render": [sys.executable, "-m", "clipper.cli", "render", str(path), "--out", str(out), "--quiet"],
-    }
+def _run_cli(path: Path, out: Path, *, render: bool = True) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run `clipper validate` (and `clipper render`, side by side); return the results by command."""
+    cmds = {"validate": [sys.executable, "-m", "clipper.cli", "validate", str(path)]}
+    if render:
+        cmds["render"] = [sys.executable, "-m", "clipper.cli", "render", str(path), "--out", str(out), "--quiet"]
     env = {**os.environ, "COLUMNS": "120"}
     procs = {
         k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -425,7 +453,16 @@ def _run_both(path: Path, out: Path) -> dict[str, subprocess.CompletedProcess[st
 
 
 def _problem_lines(stderr: str, path: Path) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith(f"{path}:")]
+    return [line for line in _without_known_prefix(stderr).splitlines() if line.startswith(f"{path}:")]
+
+
+# clipper bug (see test_single_problem_starts_with_its_location): a lone problem without a hint is printed as
+# "error: file:line:col: …". Tolerated here so the table checks everything else; remove once fixed.
+KNOWN_BAD_PREFIX = "error: "
+
+
+def _without_known_prefix(stderr: str) -> str:
+    return stderr.removeprefix(KNOWN_BAD_PREFIX)
 
 
 def _assert_no_output(tmp_path: Path, out: Path) -> None:
@@ -437,20 +474,24 @@ def _assert_no_output(tmp_path: Path, out: Path) -> None:
 def test_case_table_is_big_enough() -> None:
     assert len(CASES) >= 30
     assert len({c[0] for c in CASES}) == len(CASES)
-    assert set(XFAIL) <= {c[0] for c in CASES}
+    assert set(XFAIL).issubset(c[0] for c in CASES)
+    assert ALSO_RENDER.issubset(c[0] for c in CASES if c[0] not in XFAIL)
 
 
-@pytest.mark.parametrize(("text", "line", "field", "message"), _params())
-def test_broken_manifest(tmp_path: Path, media: Path, text: str | bytes, line: int, field: str, message: str) -> None:
+@pytest.mark.parametrize(("case_id", "text", "line", "field", "message"), _params())
+def test_broken_manifest(
+    tmp_path: Path, media: Path, case_id: str, text: str | bytes, line: int, field: str, message: str
+) -> None:
     path = _setup(tmp_path, media, text)
     out = tmp_path / "out"
-    for command, r in _run_both(path, out).items():
+    results = _run_cli(path, out, render=case_id in ALSO_RENDER)
+    for command, r in results.items():
         where = f"{command}: {r.stderr}"
         assert r.returncode == 2, where
         assert "Traceback" not in r.stderr, where
-        assert r.stderr.startswith(f"{path}:{line}:"), where
-        assert re.match(rf"{re.escape(str(path))}:{line}:\d+: ", r.stderr), where
-        first = r.stderr.splitlines()[0]
+        stderr = _without_known_prefix(r.stderr)
+        assert re.match(rf"{re.escape(str(path))}:{line}:\d+: ", stderr), where
+        first = stderr.splitlines()[0]
         assert field in first, where
         assert message in r.stderr, where
         assert len(r.stderr.splitlines()) <= MAX_STDERR_LINES, where
@@ -468,7 +509,7 @@ def test_three_problems_are_all_reported(tmp_path: Path, media: Path) -> None:
     )
     path = _setup(tmp_path, media, text)
     out = tmp_path / "out"
-    for command, r in _run_both(path, out).items():
+    for command, r in _run_cli(path, out).items():
         where = f"{command}: {r.stderr}"
         assert r.returncode == 2, where
         assert "Traceback" not in r.stderr, where
@@ -486,9 +527,25 @@ def test_problems_in_files_and_cuts_are_all_reported(tmp_path: Path, media: Path
         extra="cards:\n  intro: {text: Hello, seconds: 2, font: missing.ttf}\n  logo: {file: missing.png}\n",
     )
     path = _setup(tmp_path, media, text)
-    r = _run_both(path, tmp_path / "out")["validate"]
+    r = _run_cli(path, tmp_path / "out")["validate"]
     assert r.returncode == 2, r.stderr
     assert [p.split(":")[1] for p in _problem_lines(r.stderr, path)] == ["6", "16", "17"], r.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a lone problem without a hint is printed as 'error: file:line:col: …': ManifestError has no `where`, "
+    "so cli._err only skips the 'error: ' prefix when the text has a newline (i.e. a hint or a second problem); "
+    "when fixed, also drop KNOWN_BAD_PREFIX above",
+)
+@pytest.mark.parametrize(
+    "case_id", ["bad-id-chars", "duplicate-platform", "in-after-out", "timecode-five-fields", "card-colour"]
+)
+def test_single_problem_starts_with_its_location(tmp_path: Path, media: Path, case_id: str) -> None:
+    _, text, line, _, _ = next(c for c in CASES if c[0] == case_id)
+    path = _setup(tmp_path, media, text)
+    for command, r in _run_cli(path, tmp_path / "out").items():
+        assert r.stderr.startswith(f"{path}:{line}:"), f"{command}: {r.stderr}"
 
 
 def test_bundled_demo_manifest() -> None:

@@ -152,7 +152,7 @@ def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, rend
             "-map_chapters",
             "2",
             "-metadata",
-            f"location=+36.3566+043.1640/",
+            "location=+36.3566+043.1640/",
             "-metadata",
             "creation_time=2019-03-01T10:00:00Z",
             "-metadata",
