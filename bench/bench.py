@@ -3,7 +3,7 @@
     python bench/bench.py [--seconds 60] [--platforms youtube,tiktok] [--keep DIR] [--reframes] [--repeat N]
 
 Clipper's time is the whole library call a `clipper render --platforms P` makes (probe, plan,
-loudness measurement, encode, verify, publish), timed per platform. The floor decodes the same
+loudness passes, encode, verify, publish), timed per platform. The floor decodes the same
 stretch of the same source, fits it into the platform frame with a plain scale+pad letterbox
 (clipper's default reframe for a 16:9 source on a 9:16 platform is pad-blur; the floor is the
 cheapest honest geometry of the same output size) and encodes with exactly the x264/AAC settings
@@ -37,7 +37,7 @@ from clipper.ffmpeg import ffmpeg_exe
 from clipper.graph import EncodeSettings
 from clipper.plan import RenderPlan, Variant
 from clipper.presets import AUDIO_BITRATE, AUDIO_CHANNELS, AUDIO_RATE, GOP_SECONDS, PRESETS
-from clipper.render import measure_loudness, prepare, render
+from clipper.render import plan_loudness, prepare, render
 from clipper.verify import Expectation, verify_output
 
 TARGET_RATIO = 1.2
@@ -183,6 +183,7 @@ def run_clipper(manifest: Path, platform: str, out_root: Path) -> ClipperRun:
 @dataclass
 class Breakdown:
     loudness_s: float
+    loudness_passes: int
     source_hash_s: float
     verify_s: float
 
@@ -190,7 +191,7 @@ class Breakdown:
 def breakdown(run_: ClipperRun) -> Breakdown:
     """Time the parts of render() that are not the encode, each called once on its own."""
     t0 = time.perf_counter()
-    measure_loudness(run_.plan)
+    gain = plan_loudness(run_.plan)  # every measuring pass render() makes before encoding
     t1 = time.perf_counter()
     h = hashlib.sha256()  # what clipper.media.content_hash does, without its in-process cache
     for seg in {s.path for s in run_.plan.segments}:
@@ -206,7 +207,8 @@ def breakdown(run_: ClipperRun) -> Breakdown:
     t3 = time.perf_counter()
     if report.failures:
         log(f"  note: re-verify reported {report.failures}")
-    return Breakdown(loudness_s=t1 - t0, source_hash_s=t2 - t1, verify_s=t3 - t2)
+    passes = len(gain.measured) if gain else 1
+    return Breakdown(loudness_s=t1 - t0, loudness_passes=passes, source_hash_s=t2 - t1, verify_s=t3 - t2)
 
 
 # ---------------------------------------------------------------------------------------------- floor
@@ -360,7 +362,8 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
         other = c.total_s - c.prepare_s - b.loudness_s - b.source_hash_s - c.variant_s
         parts.append(
             [p]
-            + [f"{x:.2f}" for x in (c.prepare_s, b.loudness_s, b.source_hash_s, encode, b.verify_s, other)]
+            + [f"{c.prepare_s:.2f}", f"{b.loudness_s:.2f} ({b.loudness_passes})"]
+            + [f"{x:.2f}" for x in (b.source_hash_s, encode, b.verify_s, other)]
             + [f"{encode / f.total_s:.2f}x"]
         )
 
@@ -375,8 +378,9 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
     print()
     print(table(["platform", "clipper reframe", *head], rows))
     print()
-    print("where clipper's wall time goes (loudness, source hash and verify timed again on their own;")
-    print("encode = the variant's sidecar render_seconds minus verify; other = total minus the rest):")
+    print("where clipper's wall time goes: loudness (with its number of measuring passes), source hash and")
+    print("verify timed again on their own; encode = the variant's sidecar render_seconds minus verify;")
+    print("other = total minus all of these. encode/floor compares the encode alone with the floor.")
     parts_head = ["platform", "prepare", "loudness", "src hash", "encode", "verify", "other", "encode/floor"]
     print(table(parts_head, parts, text_cols=1))
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from clipper import __version__
-from clipper.errors import ClipperError
+from clipper.errors import ClipperError, ManifestError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -20,6 +20,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             plan = prepare(Path(path))
         except ClipperError as e:
+            if args.debug:
+                raise
             failed += 1
             _err(e)
             continue
@@ -56,8 +58,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from clipper.media import facts_json, probe
 
-    for path in args.media:
-        print(facts_json(probe(Path(path))))
+    facts = [probe(Path(path)) for path in args.media]
+    if len(facts) == 1:
+        print(facts_json(facts[0]))
+    else:
+        print(json.dumps([f.to_json() for f in facts], indent=2, default=str))
     return 0
 
 
@@ -129,8 +134,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _err(e: ClipperError) -> None:
-    text = e.render()
-    print(text if e.where or "\n" in text and ":" in text.split("\n")[0] else f"error: {text}", file=sys.stderr)
+    # Located errors start with their file:line:column so editors and terminals can jump to them.
+    located = isinstance(e, ManifestError) or bool(e.where)
+    print(e.render() if located else f"error: {e.render()}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err(e)
         return e.exit_code
+    except BrokenPipeError:
+        # `clipper plan --json | head`: the reader left; not an error of ours.
+        sys.stdout = None  # type: ignore[assignment]
+        return 0
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 130

@@ -138,7 +138,7 @@ def _silence(frames: int, fps: Fraction):
 def region_pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
     """Return the pixel box (x, y, w, h) covering a fractional box, rounded outward (mask more, never less)."""
     fx, fy, fw, fh = box
-    x0, y0 = math.floor(fx * width), math.floor(fy * height)
+    x0, y0 = min(width - 1, math.floor(fx * width)), min(height - 1, math.floor(fy * height))
     x1, y1 = min(width, math.ceil((fx + fw) * width)), min(height, math.ceil((fy + fh) * height))
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 

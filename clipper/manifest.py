@@ -49,6 +49,7 @@ TimecodeField = Annotated[
     ),
 ]
 PlatformName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 NOT_YET = "is not available in this version of clipper"
 
@@ -96,13 +97,21 @@ class Region(Strict):
     to: TimecodeField | None = Field(default=None, description="clip time; default: end")
     mode: Literal["pixelate", "solid", "blur"] = "pixelate"
 
+    @field_validator("box", mode="before")
+    @classmethod
+    def _box_is_four_numbers(cls, v: Any) -> Any:
+        if not isinstance(v, list | tuple) or len(v) != 4:
+            got = f"{len(v)} values" if isinstance(v, list | tuple) else repr(v)
+            raise ValueError(f"box is [x, y, width, height] (4 fractions of the frame), got {got}")
+        return v
+
     @field_validator("box")
     @classmethod
     def _box_inside_frame(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
         x, y, w, h = v
         if min(x, y) < 0 or w <= 0 or h <= 0:
             raise ValueError("box is [x, y, width, height] with x, y ≥ 0 and width, height > 0")
-        if x + w > 1.0001 or y + h > 1.0001:
+        if x >= 1 or y >= 1 or x + w > 1 + 1e-9 or y + h > 1 + 1e-9:  # starts or ends past the frame
             raise ValueError(f"box reaches past the frame (x+width={x + w:g}, y+height={y + h:g}; both ≤ 1)")
         return v
 
@@ -187,12 +196,12 @@ class Outputs(Strict):
         default="pad-blur", description="how a frame of another shape fills the platform's frame"
     )
 
-    @model_validator(mode="before")
+    @field_validator("reframe", mode="before")
     @classmethod
-    def _face_reframe_not_yet(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("reframe") == "face":
+    def _face_reframe_not_yet(cls, v: Any) -> Any:
+        if v == "face":
             raise ValueError(f"reframe 'face' {NOT_YET} (it needs face tracking); use pad-blur, center or letterbox")
-        return data
+        return v
 
     @field_validator("platforms", "languages")
     @classmethod
@@ -214,8 +223,18 @@ class Outputs(Strict):
 class Manifest(Strict):
     """One clip: where it comes from, how it is anonymized, and where it goes."""
 
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_safe_name(cls, v: str) -> str:
+        if not ID.match(v):
+            raise ValueError(
+                f"{v!r} cannot name files: use lower-case letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit, at most 80 characters (e.g. defector-07-market)"
+            )
+        return v
+
     clipper: Literal[1] = Field(description="manifest format version")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,79}$", description="lower-case; names the output folder")
+    id: str = Field(description="lower-case letters, digits, '.', '_', '-'; names the output folder and files")
     title: str = Field(min_length=1)
     topics: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(min_length=1, description="name → media file, relative to the manifest")
@@ -256,6 +275,11 @@ _Loader.add_implicit_resolver(
     re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
     list("-+0123456789."),
 )
+
+
+# YAML 1.1's constructor reads a leading zero as octal (`in: 010` would be 8 s, `in: 08` a crash);
+# the resolver above only admits plain decimal digits, read here as decimal.
+_Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node), 10))
 
 
 @dataclass
@@ -353,10 +377,15 @@ def _compose(path: Path, text: str) -> yaml.Node:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         msg = f"YAML syntax: {e.problem or e.context}"
         if e.context and e.problem:
             msg += f" ({e.context})"
+        # An unclosed quote or bracket is noticed far below where it opened: point at the opening.
+        opened = e.context and e.context.startswith(("while scanning a quoted", "while parsing a flow"))
+        if opened and e.context_mark is not None and e.problem_mark is not None:
+            msg += f"; opened here and not closed (noticed at line {e.problem_mark.line + 1})"
+            mark = e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ManifestError(
             [ClipperError(msg, where=where, hint="check indentation, colons and quotes on this line")]
         ) from None
@@ -447,32 +476,35 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """Return the manifest model class that owns the mapping at `loc`, for 'did you mean' hints."""
     tp: Any = Manifest
     for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(part, int) or (isinstance(tp, type) and not issubclass(tp, BaseModel)):
-            continue
-        if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+        tp = _strip(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(part, int):
+            if origin in (list, tuple) and typing.get_args(tp):
+                tp = typing.get_args(tp)[0]
+                continue
             return None
-        by_alias = {(f.alias or n): f for n, f in tp.model_fields.items()}
-        if part not in by_alias:
+        if origin is dict:
+            tp = typing.get_args(tp)[1]
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            by_alias = {(f.alias or n): f for n, f in tp.model_fields.items()}
+            if part not in by_alias:
+                return None
+            tp = by_alias[part].annotation
+        else:
             return None
-        tp = by_alias[part].annotation
-    tp = _unwrap(tp)
+    tp = _strip(tp)
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
-def _unwrap(tp: Any) -> Any:
-    """Strip Optional, list[...] and dict[..., ...] down to the item type."""
+def _strip(tp: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] off a type."""
     while True:
         origin = typing.get_origin(tp)
         if origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
-            tp = args[0] if len(args) == 1 else tp
             if len(args) != 1:
                 return tp
-        elif origin in (list, tuple):
-            return tp
-        elif origin is dict:
-            tp = typing.get_args(tp)[1]
+            tp = args[0]
         elif origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
         else:
@@ -525,7 +557,8 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             )
             continue
         if kind == "literal_error":
-            options = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+            expected = str(e.get("ctx", {}).get("expected", ""))
+            options = re.findall(r"'([^']*)'", expected) or [expected]
             close = difflib.get_close_matches(str(e.get("input")), options, n=1)
             msg = f"{e.get('input')!r} is not one of: {', '.join(options)}"
             hint = f"did you mean {close[0]!r}?" if close else ""

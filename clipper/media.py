@@ -62,6 +62,19 @@ class MediaFacts:
         return d
 
 
+def _sniff_container(path: Path) -> str | None:
+    """Name the container a file's first bytes claim to be, if any (to tell damaged from not-video)."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
+        return "MP4/MOV"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
 def _even(n: int) -> int:
     return n + (n % 2)
 
@@ -83,6 +96,13 @@ def probe(path: Path) -> MediaFacts:
     try:
         container = av.open(str(path), metadata_errors="replace")
     except av.error.InvalidDataError:
+        kind = _sniff_container(path)
+        if kind:
+            raise MediaError(
+                f"is a damaged or truncated {kind} file (its header is there, the rest cannot be read)",
+                where=str(path),
+                hint="the copy is probably unfinished: copy the file again from the original",
+            ) from None
         raise MediaError(
             "is not a readable media file (no known container format)",
             where=str(path),
@@ -95,6 +115,12 @@ def probe(path: Path) -> MediaFacts:
             hint="the file may be truncated or damaged; copy it again",
         ) from None
     with container:
+        if not container.streams:
+            raise MediaError(
+                "contains no streams (an empty or unfinished recording)",
+                where=str(path),
+                hint="copy the file again or re-export it",
+            )
         if not container.streams.video:
             raise MediaError(
                 "has no video stream",

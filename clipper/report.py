@@ -72,20 +72,16 @@ def print_plan(plan: RenderPlan) -> None:
     """Print a plan the way an editor reads it."""
     _out.print(f"[bold]{plan.manifest_id}[/bold] — {plan.title}")
     _out.print(f"{plan.duration_s:.3f} s at {plan.fps} fps = {plan.total_frames} frames per output")
-    t = Table(title="cuts")
-    for col in ("#", "source", "in (frame)", "out (frame, excl.)", "source time", "frames", "at (clip)"):
-        t.add_column(col)
+    # Plain lines, not a table: they must never be truncated to the terminal's width.
+    _out.print("cuts (in frame included, out frame excluded):", highlight=False)
     for s in plan.segments:
-        t.add_row(
-            str(s.index),
-            s.source,
-            str(s.in_frame),
-            str(s.out_frame),
-            f"{format_clock(s.in_s)} – {format_clock(s.out_frame / s.src_fps)} @ {s.src_fps}",
-            str(s.out_frames),
-            format_clock((s.clip_start_frame + plan.intro_frames) / plan.fps),
+        _out.print(
+            f"  {s.index:>2}  {s.source} @{float(s.src_fps):g} fps  frames {s.in_frame}–{s.out_frame}  "
+            f"({format_clock(s.in_s)}–{format_clock(s.out_frame / s.src_fps)})  {s.out_frames} frames  "
+            f"at {format_clock((s.clip_start_frame + plan.intro_frames) / plan.fps)} in the clip",
+            highlight=False,
+            soft_wrap=True,
         )
-    _out.print(t)
     t = Table(title="outputs")
     for col in ("file", "size", "limit"):
         t.add_column(col)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+FORMS = "seconds (12.5), HH:MM:SS.mmm (00:01:12.500) or SMPTE HH:MM:SS:FF (00:01:12:12)"
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 _SMPTE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
@@ -55,13 +56,14 @@ class Timecode:
 def parse_timecode(value: object) -> Timecode:
     """Parse seconds (number or string), HH:MM:SS.mmm / MM:SS.mmm, or SMPTE HH:MM:SS:FF / HH:MM:SS;FF."""
     if isinstance(value, bool):
-        raise ValueError("a timecode must be seconds or a time like 00:01:02.500, not true/false")
+        raise ValueError(f"a timecode is {FORMS}, not true/false")
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{value} is not a time: use seconds ≥ 0")
+            raise ValueError(f"{value} is not a time of 0 seconds or more: a timecode is {FORMS}")
         return Timecode(text=str(value), seconds=Fraction(str(value)))
     if not isinstance(value, str):
-        raise ValueError(f"expected a timecode, got {type(value).__name__}")
+        what = "nothing" if value is None else f"a {type(value).__name__}"
+        raise ValueError(f"got {what}: a timecode is {FORMS}")
     text = value.strip()
     try:
         secs = Fraction(text)
@@ -69,7 +71,7 @@ def parse_timecode(value: object) -> Timecode:
         secs = None
     if secs is not None and "/" not in text:
         if secs < 0:
-            raise ValueError(f"{text!r} is negative: use seconds ≥ 0")
+            raise ValueError(f"{text!r} is not a time of 0 seconds or more: a timecode is {FORMS}")
         return Timecode(text=text, seconds=secs)
     if m := _SMPTE.match(text):
         hh, mm, ss, sep, ff = m.groups()
@@ -80,10 +82,7 @@ def parse_timecode(value: object) -> Timecode:
         ss_frac = Fraction(ss)
         _check_clock(text, int(mm), int(ss_frac))
         return Timecode(text=text, seconds=int(hh or 0) * 3600 + int(mm) * 60 + ss_frac)
-    raise ValueError(
-        f"{text!r} is not a timecode: write seconds (12.5), HH:MM:SS.mmm (00:01:12.500) "
-        "or SMPTE HH:MM:SS:FF (00:01:12:12)"
-    )
+    raise ValueError(f"{text!r} is not a timecode: write {FORMS}")
 
 
 def _check_clock(text: str, minutes: int, seconds: int) -> None:

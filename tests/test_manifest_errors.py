@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,12 +50,17 @@ outputs:
 
 def _with(changes: dict[int, str | None] | None = None, *, extra: str = "") -> str:
     """BASE with line N (1-based) replaced by changes[N] (None deletes it) and `extra` lines appended (line 14…)."""
-    lines = BASE.splitlines()
+    lines: list[str | None] = list(BASE.splitlines())
     for n, new in (changes or {}).items():
         assert 1 <= n <= len(lines)
-        lines[n - 1] = new  # type: ignore[call-overload]
+        lines[n - 1] = new
     kept = [line for line in lines if line is not None]
     return "\n".join(kept) + "\n" + extra
+
+
+def _region(item: str) -> str:
+    """BASE with one always-masked region: `anonymize.regions` on line 11, the region itself on line 12."""
+    return _with({10: BASE.splitlines()[9] + "\n  regions:\n    - " + item})
 
 
 # (id, manifest text or bytes, expected line, field path substring, message substring); "" = nothing to check
@@ -116,15 +123,10 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ("segments-as-string", _with({7: None, 6: "segments: main 0.5-2.5"}), 6, "segments", "valid list"),
     (
         "box-three-numbers",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.1, 0.1, 0.2]}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.1, 0.1, 0.2]}"),
         12,
         "anonymize.regions.0.box",
-        "missing",
+        "got 3 values",
     ),
     (
         "card-seconds-as-text",
@@ -138,7 +140,7 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ("missing-clipper", _with({1: None}), 1, "clipper", "required field 'clipper' is missing"),
     ("wrong-clipper-version", _with({1: "clipper: 2"}), 1, "clipper", "not one of: 1"),
     ("missing-id", _with({2: None}), 1, "id", "required field 'id' is missing"),
-    ("bad-id-chars", _with({2: "id: My Clip!"}), 2, "id", "should match pattern"),
+    ("bad-id-chars", _with({2: "id: My Clip!"}), 2, "id", "cannot name files"),
     ("missing-anonymize", _with({8: None, 9: None, 10: None}), 1, "anonymize", "required field 'anonymize'"),
     ("missing-faces", _with({9: None}), 9, "anonymize.faces", "required field 'faces' is missing"),
     ("missing-voice", _with({10: None}), 9, "anonymize.voice", "required field 'voice' is missing"),
@@ -211,7 +213,8 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "segments.0.out",
         "minutes and seconds must be below 60",
     ),
-    ("timecode-negative", _with({7: "  - {source: main, in: -1, out: 2.5}"}), 7, "segments.0.in", "seconds ≥ 0"),
+    ("timecode-null", _with({7: "  - {source: main, in: ~, out: 2.5}"}), 7, "segments.0.in", "got nothing"),
+    ("timecode-negative", _with({7: "  - {source: main, in: -1, out: 2.5}"}), 7, "segments.0.in", "0 seconds or more"),
     (
         "smpte-frame-field-too-big",
         _with({7: '  - {source: main, in: 0.5, out: "00:00:01:30"}'}),
@@ -271,60 +274,35 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     # --- always-masked regions
     (
         "region-outside-frame",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.8, 0.1, 0.3, 0.2]}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.8, 0.1, 0.3, 0.2]}"),
         12,
         "anonymize.regions.0.box",
         "reaches past the frame",
     ),
     (
         "region-negative-size",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.1, 0.1, 0, 0.2]}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.1, 0.1, 0, 0.2]}"),
         12,
         "anonymize.regions.0.box",
         "width, height > 0",
     ),
     (
         "region-from-after-to",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.1, 0.1, 0.2, 0.2], from: 2, to: 1}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.1, 0.1, 0.2, 0.2], from: 2, to: 1}"),
         12,
         "anonymize.regions.0",
         "'to' (1) must come after 'from' (2)",
     ),
     (
         "region-after-clip-end",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.1, 0.1, 0.2, 0.2], from: 5}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.1, 0.1, 0.2, 0.2], from: 5}"),
         12,
         "anonymize.regions.0.from",
         "the clip is only 00:00:02.000 long",
     ),
     (
         "region-bad-mode",
-        _with(
-            {
-                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n  regions:\n'
-                "    - {box: [0.1, 0.1, 0.2, 0.2], mode: blurr}"
-            }
-        ),  # fmt: skip
+        _region("{box: [0.1, 0.1, 0.2, 0.2], mode: blurr}"),
         12,
         "anonymize.regions.0.mode",
         "did you mean 'blur'?",
@@ -332,47 +310,21 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
 ]
 
 # Cases that show a clipper bug: the test states what clipper should print; strict, so a fix is noticed.
-XFAIL = {
-    "yaml-unclosed-quote": (
-        "an unclosed quote on line 10 is reported at line 14 (one past the end of the file) as 'found unexpected "
-        "end of stream (while scanning a quoted scalar)'; the YAML error's context_mark (line 10) is dropped"
-    ),
-    "yaml-unclosed-bracket": (
-        "an unclosed '[' on line 12 is reported at line 13 ('expected , or ], but got :'); the context_mark "
-        "(line 12, where the flow sequence starts) is dropped"
-    ),
-    "wrong-clipper-version": (
-        "'clipper: 2' prints 'clipper: 2 is not one of: ' with an empty list: literal_error options are read "
-        "from quoted strings only, so Literal[1] gives none"
-    ),
-    "unknown-key-segment": (
-        "no 'did you mean' hint for an unknown key inside a list item (segments.0.sorce, regions.0.mdoe): "
-        "manifest._model_at/_unwrap stop at list[...] and never reach Segment/Region, so the hint is empty"
-    ),
-    "reframe-face": (
-        "reframe 'face' is reported at the first key of 'outputs' (line 12, platforms), not at the reframe line: "
-        "the error is raised by a mode='before' model validator on Outputs, so its loc is ('outputs',)"
-    ),
-}
+XFAIL: dict[str, str] = {}  # cases that show a known clipper bug; none open
 
 
 # `render` runs too for these (a spread over every stage: YAML, fields, cross-references, files, planning);
 # `validate` runs for every case.
 ALSO_RENDER = {
     "yaml-bad-indent",
-    "empty-file",
     "not-utf8",
-    "duplicate-key-top",
     "unknown-key-top",
-    "missing-faces",
     "faces-pixelate",
     "unknown-platform",
-    "in-after-out",
     "too-long-for-platform",
     "smpte-frame-field-too-big",
     "segment-beyond-source",
     "segment-unknown-source",
-    "source-missing",
     "source-is-text",
     "card-font-missing",
     "logo-missing",
@@ -381,11 +333,31 @@ ALSO_RENDER = {
 }
 
 
+# Manifests checked by the tests after the table: (text, also render?)
+EXTRA: dict[str, tuple[str, bool]] = {
+    # the unchanged BASE: valid, so every case fails only for what it changes
+    "valid-base": (BASE, False),
+    # three independent problems on lines 2, 7 and 13: all three are reported, in file order
+    "three-problems": (
+        _with({2: "id: Case One", 7: "  - {source: main, in: 3, out: 1}", 13: "  languages: [en, English]"}),
+        True,
+    ),
+    # valid YAML and fields, but a missing source (line 6), font (line 16) and logo (line 17)
+    "three-missing-files": (
+        _with(
+            {5: "  main: src.mp4\n  other: missing.mp4"},
+            extra="cards:\n  intro: {text: Hello, seconds: 2, font: missing.ttf}\n  logo: {file: missing.png}\n",
+        ),
+        True,
+    ),
+}
+
+
 def _params() -> list[object]:
     out = []
-    for case_id, text, line, field, message in CASES:
+    for case_id, _, line, field, message in CASES:
         marks = [pytest.mark.xfail(strict=True, reason=XFAIL[case_id])] if case_id in XFAIL else []
-        out.append(pytest.param(case_id, text, line, field, message, id=case_id, marks=marks))
+        out.append(pytest.param(case_id, line, field, message, id=case_id, marks=marks))
     return out
 
 
@@ -393,28 +365,13 @@ def _params() -> list[object]:
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny valid source (320x240, 25 fps, 4 s, sine audio) and a text file, made once."""
     d = tmp_path_factory.mktemp("media")
+    lavfi = ["-f", "lavfi", "-i"]
     subprocess.run(
         [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=4",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
+            *(ffmpeg_exe(), "-v", "error"),
+            *(*lavfi, "testsrc2=size=320x240:rate=25:duration=4"),
+            *(*lavfi, "sine=frequency=440:sample_rate=48000:duration=4"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"),
             str(d / "src.mp4"),
         ],
         check=True,
@@ -424,128 +381,120 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _setup(tmp_path: Path, media: Path, text: str | bytes) -> Path:
-    for name in ("src.mp4", "notes.txt"):
-        (tmp_path / name).symlink_to(media / name)
-    path = tmp_path / "clip.yaml"
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
+@dataclass
+class Run:
+    """One manifest written into its own folder and what each command printed about it."""
+
+    root: Path
+    path: Path
+    out: Path
+    results: dict[str, subprocess.CompletedProcess[str]]
 
 
-def _run_cli(path: Path, out: Path, *, render: bool = True) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Run `clipper validate` (and `clipper render`, side by side); return the results by command."""
-    cmds = {"validate": [sys.executable, "-m", "clipper.cli", "validate", str(path)]}
-    if render:
-        cmds["render"] = [sys.executable, "-m", "clipper.cli", "render", str(path), "--out", str(out), "--quiet"]
-    env = {**os.environ, "COLUMNS": "120"}
-    procs = {
-        k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for k, c in cmds.items()
-    }
-    results = {}
-    for k, p in procs.items():
-        stdout, stderr = p.communicate(timeout=120)
-        results[k] = subprocess.CompletedProcess(cmds[k], p.returncode, stdout, stderr)
-    return results
+@pytest.fixture(scope="module")
+def runs(media: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Write every manifest and run the CLI on all of them at once, a few processes at a time."""
+    todo = {case_id: (text, case_id in ALSO_RENDER) for case_id, text, *_ in CASES} | EXTRA
+    prepared: dict[str, Run] = {}
+    jobs: dict[tuple[str, str], list[str]] = {}
+    cli = [sys.executable, "-m", "clipper.cli"]
+    for case_id, (text, also_render) in todo.items():
+        root = tmp_path_factory.mktemp(case_id)
+        for name in ("src.mp4", "notes.txt"):
+            (root / name).symlink_to(media / name)
+        path = root / "clip.yaml"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+        prepared[case_id] = Run(root=root, path=path, out=root / "out", results={})
+        jobs[case_id, "validate"] = [*cli, "validate", str(path)]
+        if also_render:
+            jobs[case_id, "render"] = [*cli, "render", str(path), "--out", str(root / "out"), "--quiet"]
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        done = dict(zip(jobs, pool.map(run, jobs.values()), strict=True))
+    for (case_id, command), result in done.items():
+        prepared[case_id].results[command] = result
+    return prepared
+
+
+def _without_known_prefix(stderr: str) -> str:
+    return stderr
 
 
 def _problem_lines(stderr: str, path: Path) -> list[str]:
     return [line for line in _without_known_prefix(stderr).splitlines() if line.startswith(f"{path}:")]
 
 
-# clipper bug (see test_single_problem_starts_with_its_location): a lone problem without a hint is printed as
-# "error: file:line:col: …". Tolerated here so the table checks everything else; remove once fixed.
-KNOWN_BAD_PREFIX = "error: "
-
-
-def _without_known_prefix(stderr: str) -> str:
-    return stderr.removeprefix(KNOWN_BAD_PREFIX)
-
-
-def _assert_no_output(tmp_path: Path, out: Path) -> None:
-    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
-    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.mp4"))
+def _assert_no_output(run: Run) -> None:
+    assert not run.out.exists() or not any(run.out.rglob("*")), sorted(run.out.rglob("*"))
+    made = sorted(p.relative_to(run.root) for p in run.root.rglob("*.mp4"))
     assert made == [Path("src.mp4")], made
 
 
 def test_case_table_is_big_enough() -> None:
     assert len(CASES) >= 30
-    assert len({c[0] for c in CASES}) == len(CASES)
+    assert len({c[0] for c in CASES} | set(EXTRA)) == len(CASES) + len(EXTRA)
     assert set(XFAIL).issubset(c[0] for c in CASES)
     assert ALSO_RENDER.issubset(c[0] for c in CASES if c[0] not in XFAIL)
 
 
-@pytest.mark.parametrize(("case_id", "text", "line", "field", "message"), _params())
-def test_broken_manifest(
-    tmp_path: Path, media: Path, case_id: str, text: str | bytes, line: int, field: str, message: str
-) -> None:
-    path = _setup(tmp_path, media, text)
-    out = tmp_path / "out"
-    results = _run_cli(path, out, render=case_id in ALSO_RENDER)
-    for command, r in results.items():
+@pytest.mark.parametrize(("case_id", "line", "field", "message"), _params())
+def test_broken_manifest(runs: dict[str, Run], case_id: str, line: int, field: str, message: str) -> None:
+    run = runs[case_id]
+    assert set(run.results) == ({"validate", "render"} if case_id in ALSO_RENDER else {"validate"})
+    for command, r in run.results.items():
         where = f"{command}: {r.stderr}"
         assert r.returncode == 2, where
         assert "Traceback" not in r.stderr, where
         stderr = _without_known_prefix(r.stderr)
-        assert re.match(rf"{re.escape(str(path))}:{line}:\d+: ", stderr), where
+        assert re.match(rf"{re.escape(str(run.path))}:{line}:\d+: ", stderr), where
         first = stderr.splitlines()[0]
         assert field in first, where
         assert message in r.stderr, where
         assert len(r.stderr.splitlines()) <= MAX_STDERR_LINES, where
         assert r.stdout == "", where
-    _assert_no_output(tmp_path, out)
+    _assert_no_output(run)
 
 
-def test_three_problems_are_all_reported(tmp_path: Path, media: Path) -> None:
-    text = _with(
-        {
-            2: "id: Case One",
-            7: "  - {source: main, in: 3, out: 1}",
-            13: "  languages: [en, English]",
-        }
-    )
-    path = _setup(tmp_path, media, text)
-    out = tmp_path / "out"
-    for command, r in _run_cli(path, out).items():
+def test_base_manifest_is_valid(runs: dict[str, Run]) -> None:
+    r = runs["valid-base"].results["validate"]
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
+    assert "ok" in r.stdout, r.stdout
+
+
+def test_three_problems_are_all_reported(runs: dict[str, Run]) -> None:
+    run = runs["three-problems"]
+    for command, r in run.results.items():
         where = f"{command}: {r.stderr}"
         assert r.returncode == 2, where
         assert "Traceback" not in r.stderr, where
-        problems = _problem_lines(r.stderr, path)
+        problems = _problem_lines(r.stderr, run.path)
         assert [p.split(":")[1] for p in problems] == ["2", "7", "13"], where
         assert "id:" in problems[0] and "segments.0" in problems[1] and "outputs.languages" in problems[2], where
         assert len(r.stderr.splitlines()) <= MAX_STDERR_LINES, where
-    _assert_no_output(tmp_path, out)
+    _assert_no_output(run)
 
 
-def test_problems_in_files_and_cuts_are_all_reported(tmp_path: Path, media: Path) -> None:
-    """Once the YAML is valid, problems found while probing files are reported together, each on its line."""
-    text = _with(
-        {5: "  main: src.mp4\n  other: missing.mp4"},
-        extra="cards:\n  intro: {text: Hello, seconds: 2, font: missing.ttf}\n  logo: {file: missing.png}\n",
-    )
-    path = _setup(tmp_path, media, text)
-    r = _run_cli(path, tmp_path / "out")["validate"]
-    assert r.returncode == 2, r.stderr
-    assert [p.split(":")[1] for p in _problem_lines(r.stderr, path)] == ["6", "16", "17"], r.stderr
+def test_problems_with_named_files_are_all_reported(runs: dict[str, Run]) -> None:
+    run = runs["three-missing-files"]
+    for command, r in run.results.items():
+        where = f"{command}: {r.stderr}"
+        assert r.returncode == 2, where
+        problems = _problem_lines(r.stderr, run.path)
+        assert [p.split(":")[1] for p in problems] == ["6", "16", "17"], where
+        assert "sources.other" in problems[0] and "no such file" in problems[0], where
+        assert "cards.intro.font" in problems[1] and "cards.logo.file" in problems[2], where
+    _assert_no_output(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lone problem without a hint is printed as 'error: file:line:col: …': ManifestError has no `where`, "
-    "so cli._err only skips the 'error: ' prefix when the text has a newline (i.e. a hint or a second problem); "
-    "when fixed, also drop KNOWN_BAD_PREFIX above",
-)
-@pytest.mark.parametrize(
-    "case_id", ["bad-id-chars", "duplicate-platform", "in-after-out", "timecode-five-fields", "card-colour"]
-)
-def test_single_problem_starts_with_its_location(tmp_path: Path, media: Path, case_id: str) -> None:
-    _, text, line, _, _ = next(c for c in CASES if c[0] == case_id)
-    path = _setup(tmp_path, media, text)
-    for command, r in _run_cli(path, tmp_path / "out").items():
-        assert r.stderr.startswith(f"{path}:{line}:"), f"{command}: {r.stderr}"
+@pytest.mark.parametrize("case_id", ["bad-id-chars", "in-after-out", "timecode-five-fields"])
+def test_single_problem_starts_with_its_location(runs: dict[str, Run], case_id: str) -> None:
+    line = next(c[2] for c in CASES if c[0] == case_id)
+    r = runs[case_id].results["validate"]
+    assert r.stderr.startswith(f"{runs[case_id].path}:{line}:"), r.stderr
 
 
 def test_bundled_demo_manifest() -> None:
