@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -95,6 +96,19 @@ class EncodeSettings:
         return replace(self, max_bitrate=int(self.max_bitrate * cap_bytes / measured_bytes * 0.9))
 
 
+_input_serial = itertools.count()
+
+
+def _input(spec: str, **opts: object) -> ffmpeg.nodes.FilterableStream:
+    """An ffmpeg input that is never merged with another.
+
+    ffmpeg-python identifies nodes by their arguments, so two equal inputs (the same cut used twice,
+    two silences of one length) would become one node feeding two places, which it rejects. A distinct,
+    harmless queue size keeps each input its own.
+    """
+    return ffmpeg.input(spec, thread_queue_size=512 + next(_input_serial) % 4096, **opts)
+
+
 def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.FilterableStream, int]:
     """Open one cut's source, seeking half a frame before its first frame; return (input, lead samples)."""
     # Seeking to the middle of the frame before the cut keeps the cut frame-exact whatever the
@@ -107,7 +121,7 @@ def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.Filt
         opts["ss"] = f"{float(seek):.6f}"
     if not video:
         opts["vn"] = None
-    stream = ffmpeg.input(str(seg.path), **opts)
+    stream = _input(str(seg.path), **opts)
     # Audio samples between the seek point and the first frame's time are dropped by count.
     lead_samples = round((first_frame_s - seek) * AUDIO_RATE)
     return stream, lead_samples
@@ -117,7 +131,7 @@ def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPla
     samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
     if stream is None or not seg.has_audio:
         # A source with no audio gets exact-length silence.
-        a = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
+        a = _input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
         return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
     # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
     # from the seek point stays true.
@@ -131,7 +145,7 @@ def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPla
 
 def _silence(frames: int, fps: Fraction):
     samples = round(Fraction(frames) / fps * AUDIO_RATE)
-    a = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
+    a = _input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
     return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
 
 
@@ -211,19 +225,25 @@ def _segment_video(stream, seg: SegmentPlan, plan: RenderPlan, variant: Variant)
     for region in plan.regions:
         v = _apply_region(v, region, seg, w, h)
     v = _reframe(v, plan.reframe, w, h, variant.width, variant.height)
-    return v.filter("setsar", 1).filter("format", "yuv420p")
+    return _to_output_format(v)
+
+
+def _to_output_format(v):
+    """Square pixels, 4:2:0, limited (TV) range: full-range sources (JPEG-style yuvj, GIF, PNG) are converted,
+    since players and platforms assume limited range for H.264 unless told otherwise."""
+    return v.filter("setsar", 1).filter("scale", out_range="tv").filter("format", "yuv420p")
 
 
 def _card_video(png: Path, frames: int, fps: Fraction):
-    v = ffmpeg.input(str(png), loop=1, framerate=str(fps), t=f"{float(frames / fps) + 1:.6f}")
+    v = _input(str(png), loop=1, framerate=str(fps), t=f"{float(frames / fps) + 1:.6f}")
     v = v.filter("trim", end_frame=frames).filter("setpts", "PTS-STARTPTS")
-    return v.filter("setsar", 1).filter("format", "yuv420p")
+    return _to_output_format(v)
 
 
 def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
     lw = max(2, round(logo.width * out_w) // 2 * 2)
     m = round(logo.margin * min(out_w, out_h))
-    img = ffmpeg.input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
+    img = _input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
     if logo.opacity < 1:
         img = img.filter("colorchannelmixer", aa=logo.opacity)
     x = f"{m}" if logo.corner.endswith("left") else f"W-w-{m}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import manifest_text
 from media import numbered_video
 from pydantic import ValidationError
 
@@ -451,3 +452,28 @@ def test_a_leading_zero_in_seconds_is_decimal_not_a_crash(tmp_path):
 def test_a_leading_zero_in_seconds_is_not_octal(tmp_path):
     m = load_manifest(_with_segment(tmp_path, "  - {source: main, in: 010, out: 012}\n")).manifest
     assert m.segments[1].in_.seconds == 10
+
+
+def test_equal_inputs_stay_separate_in_the_graph(tmp_path):
+    # The same cut twice and two equal silences: ffmpeg-python would merge equal nodes and refuse the graph.
+    numbered_video(tmp_path / "src.mp4", frames=50, audio=False)
+    (tmp_path / "m.yaml").write_text(
+        manifest_text(
+            {"cam": "src.mp4"},
+            [{"source": "cam", "in": 0, "out": 1}, {"source": "cam", "in": 0, "out": 1}],
+            cards={"intro": {"text": "a", "seconds": 1}, "outro": {"text": "a", "seconds": 1}},
+        )
+    )
+    from clipper.render import prepare
+
+    plan = prepare(tmp_path / "m.yaml")
+    argv = render_cmd(
+        plan,
+        plan.variants[0],
+        tmp_path / "o.mp4",
+        cards={"intro": tmp_path / "i.png", "outro": tmp_path / "o.png"},
+        gain=None,
+        settings=EncodeSettings(),
+    )
+    assert argv.count(str(tmp_path / "src.mp4")) == 2
+    assert sum("anullsrc" in a for a in argv) == 4  # two cuts without sound + two cards
