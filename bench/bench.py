@@ -380,7 +380,8 @@ def bench(work: Path, ns: argparse.Namespace, platforms: list[str]) -> int:
     print()
     print("where clipper's wall time goes: loudness (with its number of measuring passes), source hash and")
     print("verify timed again on their own; encode = the variant's sidecar render_seconds minus verify;")
-    print("other = total minus all of these. encode/floor compares the encode alone with the floor.")
+    print("other = total minus all of these (negative: the load changed between the timings).")
+    print("encode/floor compares the encode alone with the floor.")
     parts_head = ["platform", "prepare", "loudness", "src hash", "encode", "verify", "other", "encode/floor"]
     print(table(parts_head, parts, text_cols=1))
 

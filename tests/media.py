@@ -42,8 +42,10 @@ _DATA_CELLS = [(r, c) for r in range(GRID) for c in range(GRID) if (r, c) not in
 _CHECK_BITS = len(_DATA_CELLS) - FRAME_CODE_BITS
 
 
-def _run(args: list[str]) -> None:
-    """Run ffmpeg quietly; raise CalledProcessError (with stderr) on failure."""
+def ffmpeg_run(args: list[str] | str) -> None:
+    """Run ffmpeg quietly (args as a list, or one space-separated string); raise CalledProcessError on failure."""
+    if isinstance(args, str):
+        args = args.split()
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args], check=True, capture_output=True)
 
 
@@ -156,11 +158,11 @@ def numbered_video(
         if start_offset_s:
             args += ["-output_ts_offset", f"{start_offset_s:.6f}"]
         if rotate is None:
-            _run([*args, str(path)])
+            ffmpeg_run([*args, str(path)])
         else:
             plain = Path(tmp) / f"plain{path.suffix or '.mp4'}"
-            _run([*args, str(plain)])
-            _run(["-display_rotation:v:0", str(rotate), "-i", str(plain), "-map", "0", "-c", "copy", str(path)])
+            ffmpeg_run([*args, str(plain)])
+            ffmpeg_run(["-display_rotation:v:0", str(rotate), "-i", str(plain), "-map", "0", "-c", "copy", str(path)])
     return path
 
 
@@ -333,7 +335,7 @@ def tone_video(
         "-t",
         str(seconds),
     ]
-    _run([*args, str(path)])
+    ffmpeg_run([*args, str(path)])
     return Path(path)
 
 
@@ -355,7 +357,7 @@ def text_as_mp4(path: Path) -> Path:
 
 def audio_only(path: Path, seconds: float = 2.0) -> Path:
     """Write an MP4 with only an AAC audio stream."""
-    _run(
+    ffmpeg_run(
         [
             "-f",
             "lavfi",
@@ -377,13 +379,13 @@ def empty_file(path: Path) -> Path:
 
 def zero_duration_video(path: Path) -> Path:
     """Write an MP4 from a zero-frame encode: ffmpeg 9 leaves a valid moov with no streams, no duration."""
-    _run(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)])
+    ffmpeg_run(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "0", "-c:v", "libx264", str(path)])
     return Path(path)
 
 
 def image_as_mp4(path: Path) -> Path:
     """Write a PNG image under an .mp4 name."""
-    _run(
+    ffmpeg_run(
         [
             "-f",
             "lavfi",
@@ -430,7 +432,7 @@ def _self_check() -> None:
                 f" rotation={f.rotation} side_data={[sd.type.name for sd in f.side_data]}"
             )
         print("  raw decode codes (index, seen rotation):", [(i, r) for _, i, r in read_frames(p)][:3])
-        _run(["-i", str(p), "-c:v", "libx264", "-crf", "18", "-an", str(d / "auto.mp4")])
+        ffmpeg_run(["-i", str(p), "-c:v", "libx264", "-crf", "18", "-an", str(d / "auto.mp4")])
         with av.open(str(d / "auto.mp4")) as c:
             f = next(c.decode(video=0))
             print(f"  ffmpeg transcode (autorotate): {f.width}x{f.height} rotation={f.rotation};"
@@ -460,7 +462,7 @@ def _self_check() -> None:
         small = "crop=ih*9/16:ih,scale=144:256"
         for name, vf in (("crop", crop), ("letterbox", letterbox), ("blur", blur), ("small", small)):
             out = d / f"{name}.mp4"
-            _run(["-i", str(src), "-vf", vf, "-c:v", "libx264", "-crf", "23", "-c:a", "copy", str(out)])
+            ffmpeg_run(["-i", str(src), "-vf", vf, "-c:v", "libx264", "-crf", "23", "-c:a", "copy", str(out)])
             got = read_frame_numbers(out)
             assert got == list(range(50)), (name, got)
             print(f"reframe {name}: 50/50 codes read")

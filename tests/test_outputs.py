@@ -14,11 +14,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import numbered_video, read_frame_numbers, tone_video
+from media import ffmpeg_run, numbered_video, read_frame_numbers, tone_video
 from PIL import Image
 
 from clipper.errors import VerifyError
-from clipper.ffmpeg import ffmpeg_exe
 from clipper.presets import PRESETS
 from clipper.render import Progress, prepare, render
 from clipper.verify import foreign_tags, measure_loudness, mp4_top_level_boxes
@@ -90,12 +89,8 @@ def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write
     bed[sr * 2 : sr * 2 + 2400] += 0.9 * np.sin(2 * np.pi * 900 * t[:2400])
     raw = tmp_path / "a.f32"
     np.stack([bed, bed], axis=1).astype("<f4").tofile(raw)
-    subprocess.run(
+    ffmpeg_run(
         [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
             "-f",
             "lavfi",
             "-i",
@@ -116,8 +111,7 @@ def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write
             "aac",
             "-shortest",
             str(tmp_path / "src.mp4"),
-        ],
-        check=True,
+        ]
     )
     m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 6}])
     [r] = render_manifest(m)
@@ -132,12 +126,8 @@ def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, rend
     chapters.write_text(
         ";FFMETADATA1\ntitle=" + secret + "\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=2000\ntitle=" + secret + "\n"
     )
-    subprocess.run(
+    ffmpeg_run(
         [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
             "-f",
             "lavfi",
             "-i",
@@ -177,8 +167,7 @@ def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, rend
             "-c:a",
             "aac",
             str(src),
-        ],
-        check=True,
+        ]
     )
     m = write_manifest({"cam": src.name}, [{"source": "cam", "in": 0, "out": 2}], platforms=["telegram", "tiktok"])
     for r in render_manifest(m):
@@ -268,12 +257,8 @@ def test_reframe_modes_keep_the_picture_centred(tmp_path, write_manifest, render
 
 def test_size_cap_is_met_by_lowering_the_bitrate(tmp_path, write_manifest):
     # A noisy source and an artificially small cap: the first encode overshoots, a retry meets it.
-    subprocess.run(
+    ffmpeg_run(
         [
-            ffmpeg_exe(),
-            "-v",
-            "error",
-            "-y",
             "-f",
             "lavfi",
             "-i",
@@ -291,8 +276,7 @@ def test_size_cap_is_met_by_lowering_the_bitrate(tmp_path, write_manifest):
             "-c:a",
             "aac",
             str(tmp_path / "src.mp4"),
-        ],
-        check=True,
+        ]
     )
     m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 4}], platforms=["whatsapp-status"])
     plan = prepare(m)
