@@ -79,7 +79,7 @@ def make_source(folder: Path, seconds: int) -> Path:
     if path.is_file() and path.stat().st_size > 0:
         log(f"source: reusing {path}")
         return path
-    log(f"source: generating {seconds} s of {SRC_W}x{SRC_H}@{SRC_FPS} (testsrc2 + noise, libx264 crf 18 veryfast)…")
+    log(f"source: generating {seconds} s of {SRC_W}x{SRC_H}@{SRC_FPS} (testsrc2 + noise, libx264 crf 23 veryfast)…")
     tmp = path.with_name(path.name + ".partial.mp4")
     t0 = time.perf_counter()
     run(
@@ -93,13 +93,13 @@ def make_source(folder: Path, seconds: int) -> Path:
             "-i",
             f"aevalsrc='{SPEECH_LIKE}':c=stereo:s={AUDIO_RATE}:d={seconds}",
             "-vf",
-            "format=yuv420p,noise=alls=8:allf=t",
+            "format=yuv420p,noise=alls=3:allf=t",
             "-c:v",
             "libx264",
             "-preset",
             "veryfast",
             "-crf",
-            "18",
+            "23",
             "-pix_fmt",
             "yuv420p",
             "-c:a",

@@ -240,6 +240,7 @@ def _render_variant(
         frames=plan.total_frames,
         max_bytes=variant.max_bytes,
         loudness=not variant.preview and gain is not None,
+        forbidden=identifying_names(plan),
     )
     try:
         settings = EncodeSettings.for_variant(variant)
@@ -321,6 +322,13 @@ def _render_variant(
     result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)
     return result
+
+
+def identifying_names(plan: RenderPlan) -> tuple[bytes, ...]:
+    """File names that must never appear inside an output: the sources' and the manifest's (long enough to
+    be specific; a short name like 'a' would match by chance)."""
+    names = {s.path.stem for s in plan.segments} | {plan.manifest_path.stem}
+    return tuple(sorted(n.encode() for n in names if len(n) >= 6))
 
 
 def _sha256(path: Path) -> str:

@@ -34,6 +34,12 @@ class Expectation:
     frames: int
     max_bytes: int | None = None
     loudness: bool = True  # False when the clip is silent
+    # Byte strings that must not occur anywhere in the file (e.g. the sources' file names).
+    forbidden: tuple[bytes, ...] = ()
+
+
+# Tool fingerprints: x264's SEI spells out its version and every setting; Lavf/Lavc name ffmpeg's build.
+FINGERPRINTS = (b"x264 - core", b"Lavf", b"Lavc")
 
 
 @dataclass
@@ -95,6 +101,21 @@ def foreign_tags(path: Path) -> list[str]:
     return bad
 
 
+def find_bytes(path: Path, needles: tuple[bytes, ...], *, chunk: int = 8 << 20) -> list[bytes]:
+    """Return which of `needles` occur anywhere in the file (read once, in overlapping chunks)."""
+    if not needles:
+        return []
+    overlap = max(len(n) for n in needles)
+    found: set[bytes] = set()
+    tail = b""
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            window = tail + block
+            found.update(n for n in needles if n in window)
+            tail = window[-overlap:]
+    return [n for n in needles if n in found]
+
+
 _I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
 _TP = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)
 
@@ -152,6 +173,8 @@ def verify_output(path: Path, exp: Expectation) -> CheckReport:
     r.check("index_at_front", front, boxes, "moov before mdat")
     bad = foreign_tags(path)
     r.check("no_foreign_metadata", not bad, bad, [])
+    found = find_bytes(path, FINGERPRINTS + exp.forbidden)
+    r.check("no_identifying_bytes", not found, [f.decode("utf-8", "replace") for f in found], [])
     if exp.max_bytes is not None:
         size = path.stat().st_size
         r.check("file_size", size <= exp.max_bytes, size, f"≤ {exp.max_bytes}")

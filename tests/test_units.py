@@ -477,3 +477,11 @@ def test_equal_inputs_stay_separate_in_the_graph(tmp_path):
     )
     assert argv.count(str(tmp_path / "src.mp4")) == 2
     assert sum("anullsrc" in a for a in argv) == 4  # two cuts without sound + two cards
+
+
+def test_find_bytes_sees_needles_across_chunk_boundaries(tmp_path):
+    from clipper.verify import find_bytes
+
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"\0" * 10 + b"x264 - core" + b"\0" * 5 + b"secret-name")
+    assert find_bytes(p, (b"x264 - core", b"secret-name", b"absent"), chunk=12) == [b"x264 - core", b"secret-name"]
