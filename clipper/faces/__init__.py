@@ -1,0 +1,1 @@
+"""Face masking: from per-frame detections to the boxes that must be hidden in every frame."""
