@@ -1,0 +1,71 @@
+"""Face detections cached per source segment, shared by every language/platform variant and by previews."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from clipper import __version__
+from clipper.faces.track import Detection
+
+# Bumped whenever detection or its pre/post-processing changes meaning: old entries are then not reused.
+CACHE_FORMAT = 1
+
+
+def track_key(*, source_sha256: str, in_frame: int, out_frame: int, fps: str, detector_id: str) -> str:
+    """Cache key of one segment's detections: source content, segment, detector and settings, code version."""
+    parts = {
+        "format": CACHE_FORMAT,
+        "clipper": __version__,
+        "source": source_sha256,
+        "segment": [in_frame, out_frame, fps],
+        "detector": detector_id,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class DetectionCache:
+    """A folder of .npz files (no pickle), one per key; writes are atomic, unreadable entries are misses."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    def load(self, key: str) -> list[list[Detection]] | None:
+        """The detections stored under `key` (one list per frame), or None when absent or unreadable."""
+        path = self._path(key)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                frames = int(data["frames"])
+                index, boxes = data["frame_index"], data["boxes"]
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            # Missing or damaged: the caller detects again; a damaged entry is never half-used.
+            path.unlink(missing_ok=True)
+            return None
+        out: list[list[Detection]] = [[] for _ in range(frames)]
+        for i, (x0, y0, x1, y1, score) in zip(index.tolist(), boxes.tolist(), strict=True):
+            out[i].append(Detection(x0, y0, x1, y1, score))
+        return out
+
+    def save(self, key: str, detections: list[list[Detection]]) -> Path:
+        """Store one segment's detections under `key` (written to a temporary name, then renamed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        index = np.array([i for i, dets in enumerate(detections) for _ in dets], dtype=np.int64)
+        boxes = np.array([[d.x0, d.y0, d.x1, d.y1, d.score] for dets in detections for d in dets], dtype=np.float64)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".partial-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, frames=len(detections), frame_index=index, boxes=boxes.reshape(-1, 5))
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self._path(key)
