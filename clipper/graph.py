@@ -87,7 +87,7 @@ class EncodeSettings:
     def for_variant(cls, v: Variant) -> EncodeSettings:
         """Settings for one variant: a quality target under a bitrate ceiling scaled to the frame size."""
         if v.preview:
-            return cls(preset="ultrafast", crf=28)
+            return cls(preset="superfast", crf=28)  # ultrafast drops CABAC: not High profile
         ceiling = int(12_000_000 * v.width * v.height / (1920 * 1080))
         if v.max_video_bitrate is not None:
             ceiling = min(ceiling, v.max_video_bitrate)
@@ -132,11 +132,9 @@ def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.Filt
 
 
 def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPlan, lead: int, fps: Fraction):
-    samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
     if stream is None or not seg.has_audio:
-        # A source with no audio gets exact-length silence.
-        a = _input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
-        return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+        return _silence(seg.out_frames, fps)  # a source with no audio gets exact-length silence
+    samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
     # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
     # from the seek point stays true.
     a = stream.audio.filter("aresample", AUDIO_RATE, first_pts=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -341,3 +342,14 @@ def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manife
     [r] = render(prepare(m), out)
     assert r.path.exists()
     assert not list(folder.glob(".*.partial")) and not list(folder.glob(".work-*"))
+
+
+def test_previews_are_checked_for_metadata_and_length_too(tmp_path, write_manifest):
+    # Previews get passed around: the same metadata, fingerprint and length checks apply (not loudness).
+    tone_video(tmp_path / "src.mp4", seconds=3)
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 2}], platforms=["tiktok"])
+    [r] = render(prepare(m, preview=True), tmp_path / "out")
+    checks = json.loads(r.sidecar.read_text())["checks"]
+    for name in ("no_foreign_metadata", "no_identifying_bytes", "frames", "index_at_front"):
+        assert checks[name]["ok"], name
+    assert "loudness_lufs" not in checks

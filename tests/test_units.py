@@ -259,11 +259,11 @@ def _variant(platform: str, *, preview: bool = False, bitrate: int | None = None
     return Variant("en", platform, w, h, f"c.en.{platform}.mp4", p.max_bytes, bitrate, preview=preview)
 
 
-def test_previews_encode_ultrafast_without_a_ceiling():
+def test_previews_encode_superfast_without_a_ceiling():
     s = EncodeSettings.for_variant(_variant("youtube", preview=True))
-    assert s.preset == "ultrafast"
+    assert s.preset == "superfast"
     assert s.max_bitrate is None
-    assert EncodeSettings.for_variant(_variant("youtube")).preset != "ultrafast"
+    assert EncodeSettings.for_variant(_variant("youtube")).preset != "superfast"
 
 
 def test_a_size_capped_variant_takes_the_lower_of_its_size_bitrate_and_the_pixel_ceiling():
