@@ -7,8 +7,12 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
+
+import numpy as np
 
 from clipper.errors import FfmpegError
 
@@ -113,3 +117,134 @@ def run_ffmpeg(
         tail = "\n".join(stderr.strip().splitlines()[-6:])
         raise FfmpegError(f"{what} failed (ffmpeg exit {rc}):\n{tail}", hint=hint_for(stderr))
     return stderr
+
+
+def _read_exact(stream: IO[bytes], buf: memoryview) -> int:
+    """Fill buf from stream; return the bytes read (less than len(buf) only at end of stream)."""
+    got = 0
+    while got < len(buf):
+        n = stream.readinto(buf[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _failure(what: str, rc: int, stderr: str) -> FfmpegError:
+    tail = "\n".join(stderr.strip().splitlines()[-6:])
+    return FfmpegError(f"{what} failed (ffmpeg exit {rc}):\n{tail}", hint=hint_for(stderr))
+
+
+def _start(args: Sequence[str], *, stdin: bool, stdout: bool, progress: bool = False) -> subprocess.Popen[bytes]:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-y"]
+    if progress:
+        cmd += ["-progress", "pipe:1", "-nostats"]
+    if not stdin:
+        cmd.append("-nostdin")
+    cmd += [str(a) for a in args]
+    log.debug(format_cmd(cmd))
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE if (stdout or progress) else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _drain(stream: IO[bytes], into: list[bytes]) -> threading.Thread:
+    t = threading.Thread(target=lambda: into.append(stream.read()), daemon=True)
+    t.start()
+    return t
+
+
+def read_frames(args: Sequence[str], frame_bytes: int, *, what: str) -> Iterator[np.ndarray]:
+    """Run ffmpeg writing raw frames to stdout; yield each frame as a uint8 array (the same buffer, reused).
+
+    The process is killed if the consumer stops early or fails; a failing ffmpeg raises FfmpegError.
+    """
+    proc = _start(args, stdin=False, stdout=True)
+    err: list[bytes] = []
+    assert proc.stdout is not None and proc.stderr is not None
+    drain = _drain(proc.stderr, err)
+    buf = np.empty(frame_bytes, dtype=np.uint8)
+    view = memoryview(buf)
+    try:
+        while True:
+            got = _read_exact(proc.stdout, view)
+            if got == 0:
+                break
+            if got < frame_bytes:
+                raise FfmpegError(f"{what}: ffmpeg ended inside a frame ({got} of {frame_bytes} bytes)")
+            yield buf
+        rc = proc.wait()
+        drain.join()
+        if rc != 0:
+            raise _failure(what, rc, b"".join(err).decode(errors="replace"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def run_ffmpeg_pipeline(
+    source_args: Sequence[str],
+    sink_args: Sequence[str],
+    *,
+    frame_bytes: int,
+    transform: Callable[[int, np.ndarray], np.ndarray | memoryview | bytes],
+    what: str,
+    log_path: Path | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> int:
+    """Decode raw frames with one ffmpeg, pass each through `transform(index, frame)`, encode with another.
+
+    Frames travel only through pipes, never through a file. Both processes are killed on any failure,
+    including one raised by `transform`; the number of frames passed on is returned.
+    """
+    sink = _start(sink_args, stdin=True, stdout=False, progress=on_progress is not None)
+    sink_err: list[bytes] = []
+    assert sink.stderr is not None and sink.stdin is not None
+    threads = [_drain(sink.stderr, sink_err)]
+    if on_progress is not None:
+        assert sink.stdout is not None
+        out = sink.stdout
+
+        def _progress() -> None:
+            for raw in out:
+                key, _, value = raw.decode(errors="replace").strip().partition("=")
+                if key == "out_time_us" and value.lstrip("-").isdigit():
+                    on_progress(max(0, int(value)) / 1e6)
+
+        t = threading.Thread(target=_progress, daemon=True)
+        t.start()
+        threads.append(t)
+    count = 0
+    try:
+        try:
+            for count, frame in enumerate(read_frames(source_args, frame_bytes, what=f"{what} (decoding)"), 1):
+                sink.stdin.write(transform(count - 1, frame))
+            sink.stdin.close()
+        except BrokenPipeError:
+            pass  # the encoder stopped reading: its exit code and log say why, below
+        rc = sink.wait()
+        for t in threads:
+            t.join()
+    except BaseException:
+        sink.kill()
+        sink.wait()
+        raise
+    stderr = b"".join(sink_err).decode(errors="replace")
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(
+            format_cmd([ffmpeg_exe(), *map(str, source_args)])
+            + "\n| (masks)\n"
+            + format_cmd([ffmpeg_exe(), *map(str, sink_args)])
+            + "\n\n"
+            + stderr,
+            encoding="utf-8",
+        )
+    if rc != 0:
+        raise _failure(what, rc, stderr)
+    return count

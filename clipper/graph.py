@@ -113,7 +113,7 @@ def _input(spec: str, **opts: object) -> ffmpeg.nodes.FilterableStream:
     return ffmpeg.input(spec, thread_queue_size=512 + next(_input_serial) % 4096, **opts)
 
 
-def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.FilterableStream, int]:
+def _segment_inputs(seg: SegmentPlan, *, video: bool, audio: bool = True) -> tuple[ffmpeg.nodes.FilterableStream, int]:
     """Open one cut's source, seeking half a frame before its first frame; return (input, lead samples)."""
     # Seeking to the middle of the frame before the cut keeps the cut frame-exact whatever the
     # container's timestamp rounding: the first frame ffmpeg keeps is exactly `in_frame`.
@@ -125,6 +125,8 @@ def _segment_inputs(seg: SegmentPlan, *, video: bool) -> tuple[ffmpeg.nodes.Filt
         opts["ss"] = f"{float(seek):.6f}"
     if not video:
         opts["vn"] = None
+    if not audio:
+        opts["an"] = None
     stream = _input(str(seg.path), **opts)
     # Audio samples between the seek point and the first frame's time are dropped by count.
     lead_samples = round((first_frame_s - seek) * AUDIO_RATE)
@@ -237,20 +239,99 @@ def pad_bands(src_w: int, src_h: int, out_w: int, out_h: int) -> list[tuple[int,
     return [(0, 0, out_w, band), (0, out_h - band, out_w, band)] if band > 0 else []
 
 
-def _segment_video(stream, seg: SegmentPlan, plan: RenderPlan, variant: Variant):
+def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
+    """One cut's frames at the clip's rate, square pixels, full resolution: what analysis and masks see."""
     v = stream.video.filter("setpts", "PTS-STARTPTS")
     # Constant rate before anything is counted: variable-rate sources get frames repeated or dropped here.
     v = v.filter("fps", fps=str(plan.fps))
     v = v.filter("trim", end_frame=seg.out_frames).filter("setpts", "PTS-STARTPTS")
-    w, h = seg.display_width, seg.display_height
     if seg.sar != 1:
-        v = v.filter("scale", w, h, flags="bicubic")
-    v = v.filter("setsar", 1)
+        v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")
+    return v.filter("setsar", 1)
+
+
+def _masked_regions(v, seg: SegmentPlan, plan: RenderPlan):
     # Masks on the full-resolution picture, before reframing, so every platform inherits them.
     for region in plan.regions:
-        v = _apply_region(v, region, seg, w, h)
-    v = _reframe(v, plan.reframe, w, h, variant.width, variant.height, plan.fps)
+        v = _apply_region(v, region, seg, seg.display_width, seg.display_height)
+    return v
+
+
+def _segment_video(stream, seg: SegmentPlan, plan: RenderPlan, variant: Variant):
+    v = _masked_regions(_segment_picture(stream, seg, plan), seg, plan)
+    v = _reframe(v, plan.reframe, seg.display_width, seg.display_height, variant.width, variant.height, plan.fps)
     return _to_output_format(v)
+
+
+def analysis_size(width: int, height: int, max_width: int | None) -> tuple[int, int]:
+    """Frame size the face detector sees: the picture scaled down to max_width (aspect kept), never up."""
+    if not max_width or width <= max_width:
+        return width, height
+    return max_width, max(2, round(height * max_width / width))
+
+
+def analysis_cmd(plan: RenderPlan, seg: SegmentPlan, max_width: int | None) -> tuple[list[str], int, int]:
+    """argv writing one cut's frames as raw RGB to stdout, frame for frame the ones rendered; and their size."""
+    stream, _ = _segment_inputs(seg, video=True, audio=False)
+    v = _segment_picture(stream, seg, plan)
+    w, h = analysis_size(seg.display_width, seg.display_height, max_width)
+    if (w, h) != (seg.display_width, seg.display_height):
+        v = v.filter("scale", w, h, flags="area")
+    v = v.filter("format", "rgb24")
+    args = ffmpeg.output(v, "pipe:1", f="rawvideo", pix_fmt="rgb24").compile(cmd="ffmpeg")[1:]
+    return ["-loglevel", "error", *args], w, h
+
+
+@dataclass(frozen=True)
+class PipeLayout:
+    """Raw frames between decoder and encoder: every cut's picture at the top left of one canvas."""
+
+    canvas: tuple[int, int]
+    pictures: tuple[tuple[int, int], ...]  # (width, height) per segment
+
+    @classmethod
+    def for_plan(cls, plan: RenderPlan, pictures: list[tuple[int, int]] | None = None) -> PipeLayout:
+        """The layout for a plan's cuts at full resolution, or at the given per-cut picture sizes."""
+        sizes = pictures or [(s.display_width, s.display_height) for s in plan.segments]
+        w, h = max(p[0] for p in sizes), max(p[1] for p in sizes)
+        return cls(canvas=(w + w % 2, h + h % 2), pictures=tuple(sizes))
+
+
+def decode_cmd(plan: RenderPlan, layout: PipeLayout) -> list[str]:
+    """argv writing the clip's cuts as raw yuv420p (limited range) to stdout, regions masked, at full size."""
+    cw, ch = layout.canvas
+    parts = []
+    for seg in plan.segments:
+        stream, _ = _segment_inputs(seg, video=True, audio=False)
+        v = _masked_regions(_segment_picture(stream, seg, plan), seg, plan)
+        v = v.filter("scale", out_range="tv").filter("format", "yuv420p")
+        if (seg.display_width, seg.display_height) != (cw, ch):
+            v = v.filter("pad", cw, ch, 0, 0, color="black")
+        parts.append(v)
+    v = parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=1, a=0)
+    args = ffmpeg.output(v, "pipe:1", f="rawvideo", pix_fmt="yuv420p").compile(cmd="ffmpeg")[1:]
+    return ["-loglevel", "error", *args]
+
+
+def _piped_video(plan: RenderPlan, variant: Variant, layout: PipeLayout, reframe: str):
+    """The clip's (masked) cuts read back from stdin, each cut taken off the canvas and reframed."""
+    cw, ch = layout.canvas
+    src = _input("pipe:0", f="rawvideo", pix_fmt="yuv420p", s=f"{cw}x{ch}", framerate=str(plan.fps))
+    v = src.video
+    n = len(plan.segments)
+    splits = v.filter_multi_output("split", n) if n > 1 else None
+    parts = []
+    for i, (seg, (pw, ph)) in enumerate(zip(plan.segments, layout.pictures, strict=True)):
+        part = splits.stream(i) if splits is not None else v
+        if n > 1:
+            first = seg.clip_start_frame
+            part = part.filter("trim", start_frame=first, end_frame=first + seg.out_frames)
+            part = part.filter("setpts", "PTS-STARTPTS")
+        if (pw, ph) != (cw, ch):
+            part = part.filter("crop", pw, ph, 0, 0)
+        part = _reframe(part.filter("setsar", 1), reframe, pw, ph, variant.width, variant.height, plan.fps)
+        parts.append(_to_output_format(part))
+    return parts[0] if n == 1 else ffmpeg.concat(*parts, v=1, a=0)
 
 
 def _to_output_format(v):
@@ -305,13 +386,23 @@ def render_cmd(
     cards: dict[str, Path],
     gain: LoudnessGain | None,
     settings: EncodeSettings,
+    piped: PipeLayout | None = None,
 ) -> list[str]:
-    """argv (without the binary) that renders one variant to out_path."""
-    inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
-    parts_v = [
-        _segment_video(stream, seg, plan, variant) for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
-    ]
-    clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
+    """argv (without the binary) that renders one variant to out_path.
+
+    With `piped`, the picture of the cuts is read as raw frames from stdin (masked on the way, see
+    render.py) and only the sound is read from the sources.
+    """
+    if piped is None:
+        inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
+        parts_v = [
+            _segment_video(stream, seg, plan, variant) for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
+        ]
+        clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
+    else:
+        inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
+        # A face-following crop arrives already cut to the platform's shape: it only needs scaling.
+        clip_v = _piped_video(plan, variant, piped, "center" if plan.reframe == "face" else plan.reframe)
     if plan.logo:
         clip_v = _logo(clip_v, plan.logo, variant.width, variant.height)
     video_parts = []

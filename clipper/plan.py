@@ -56,6 +56,15 @@ class RegionPlan:
 
 
 @dataclass(frozen=True)
+class FacePlan:
+    """How faces are found and masked: the same for every variant, so their analysis is shared."""
+
+    mode: str  # pixelate | solid | blur
+    shape: str  # box | ellipse
+    padding: float
+
+
+@dataclass(frozen=True)
 class CardPlan:
     """A text card of a fixed number of frames."""
 
@@ -110,6 +119,7 @@ class RenderPlan:
     logo: LogoPlan | None
     reframe: str
     anonymity: dict[str, str]
+    faces: FacePlan | None  # None: opted out (the reason is in anonymity)
     variants: tuple[Variant, ...]
     clip_frames: int  # frames of the segments alone
     steps: tuple[str, ...] = field(default=())
@@ -285,25 +295,41 @@ def plan_clip(
                     preview=preview,
                 )
             )
+    fm = m.anonymize.faces
+    faces = FacePlan(mode=fm.mode, shape=fm.shape, padding=fm.padding) if fm.masked else None
+    if m.outputs.reframe == "face" and faces is None:
+        problems.append(
+            lm.problem(
+                ("outputs", "reframe"),
+                "reframe face follows the tracked faces, but this manifest opts out of face masking",
+                "use pad-blur, center or letterbox, or mask faces (anonymize.faces.mode: pixelate)",
+            )
+        )
     if problems:
         raise ManifestError(problems)
     if preview:
         variants = variants[:1]
-
     anonymity = {
-        "faces": f"not masked: {m.anonymize.faces.reason}",
+        "faces": f"masked: {fm.mode}, {fm.shape}, padding {fm.padding:g}" if faces else f"not masked: {fm.reason}",
         "voice": f"not changed: {m.anonymize.voice.reason}",
         "regions": f"{len(regions)} always-masked region(s)",
     }
     steps = (
         "cut: " + ", ".join(f"{s.source}[{s.in_frame}:{s.out_frame}]" for s in segments),
+        *(
+            [f"analyze faces: detect in every frame of every segment (cached), track, hold, pad {faces.padding:g}"]
+            if faces
+            else []
+        ),
+        *([f"mask faces: {faces.mode} {faces.shape}, on full-resolution frames"] if faces else []),
         *(f"mask region {r.mode} {r.box} frames {r.start_frame}-{r.end_frame - 1}" for r in regions),
         f"reframe: {m.outputs.reframe}",
         *(["logo"] if logo else []),
         *(f"{c.kind} card: {c.frames} frames" for c in (intro, outro) if c),
         "loudness: measure, then normalize to -14 LUFS / -1 dBTP",
         "encode: H.264 High yuv420p + AAC-LC 48 kHz stereo, faststart, no metadata",
-        "verify: streams, duration, loudness, metadata, index position, size",
+        "verify: streams, duration, loudness, metadata, index position, size"
+        + (", no face found by a second detector" if faces else ""),
     )
     return RenderPlan(
         manifest_id=m.id,
@@ -319,6 +345,7 @@ def plan_clip(
         logo=logo,
         reframe=m.outputs.reframe,
         anonymity=anonymity,
+        faces=faces,
         variants=tuple(variants),
         clip_frames=clip_frames,
         steps=steps,

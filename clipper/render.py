@@ -9,16 +9,30 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
+from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir
 from clipper.cards import render_card_png
 from clipper.errors import ClipperError, ManifestError, MediaError, VerifyError
-from clipper.ffmpeg import run_ffmpeg
-from clipper.graph import LIMITER_CEILING_DB, EncodeSettings, Loudness, LoudnessGain, measure_cmd, render_cmd
+from clipper.faces.cache import DetectionCache
+from clipper.faces.mask import apply_masks_yuv420, yuv420_frame_bytes
+from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
+from clipper.graph import (
+    LIMITER_CEILING_DB,
+    EncodeSettings,
+    Loudness,
+    LoudnessGain,
+    PipeLayout,
+    decode_cmd,
+    measure_cmd,
+    render_cmd,
+)
 from clipper.manifest import LoadedManifest, load_manifest
 from clipper.media import MediaFacts, content_hash, probe
 from clipper.plan import RenderPlan, Variant, plan_clip
@@ -114,6 +128,7 @@ class Sidecar(BaseModel):
     source_sha256: dict[str, str]
     cards: dict[str, float]
     anonymity: dict[str, str]
+    faces: dict[str, object] | None  # None: opted out
     regions: list[dict[str, object]]
     loudness: dict[str, object] | None  # None: the clip is silent
     encode: dict[str, object]
@@ -134,6 +149,9 @@ class RenderResult:
 
 class Progress:
     """Callbacks a front end implements to show progress; the default shows nothing."""
+
+    def analyzing(self, done_frames: int, total_frames: int) -> None:
+        """Face analysis reached done_frames of total_frames (cached cuts jump ahead)."""
 
     def start(self, variant: Variant, total_s: float) -> None:
         """A variant starts encoding."""
@@ -206,12 +224,67 @@ def render(plan: RenderPlan, out_root: Path, *, progress: Progress | None = None
     preview = bool(plan.variants) and plan.variants[0].preview
     gain = None if preview else plan_loudness(plan)
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    faces = None
+    if plan.faces is not None:
+        # Once per clip, shared by every variant (and by later runs and previews, through the cache).
+        faces = analyze_faces(
+            plan,
+            DetectionCache(cache_dir(out_root)),
+            source_hashes=source_hashes,
+            on_progress=progress.analyzing,
+        )
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
         for variant in plan.variants:
-            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress))
+            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces))
     return results
+
+
+def _encode(
+    plan: RenderPlan,
+    variant: Variant,
+    out: Path,
+    *,
+    cards: dict[str, Path],
+    gain: LoudnessGain | None,
+    settings: EncodeSettings,
+    faces: FaceAnalysis | None,
+    log_path: Path,
+    on_progress: Callable[[float], None],
+) -> None:
+    """Encode one variant: straight from the sources, or, with faces to mask, through the masking pipe."""
+    what = f"render of {variant.filename}"
+    if faces is None or plan.faces is None:
+        run_ffmpeg(
+            render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings),
+            what=what,
+            log_path=log_path,
+            on_progress=on_progress,
+        )
+        return
+    layout = PipeLayout.for_plan(plan)
+    cw, ch = layout.canvas
+    mode, shape = plan.faces.mode, plan.faces.shape
+
+    def mask(i: int, frame: np.ndarray) -> np.ndarray:
+        _, m = faces.mask_at(i)
+        return apply_masks_yuv420(frame, cw, ch, m.boxes, mode=mode, shape=shape, full_frame=m.full_frame)  # type: ignore[arg-type]
+
+    frames = run_ffmpeg_pipeline(
+        decode_cmd(plan, layout),
+        render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=layout),
+        frame_bytes=yuv420_frame_bytes(cw, ch),
+        transform=mask,
+        what=what,
+        log_path=log_path,
+        on_progress=on_progress,
+    )
+    if frames != plan.clip_frames:
+        raise ClipperError(
+            f"{what}: {frames} frames went through the masks, expected {plan.clip_frames}",
+            hint="the source may be damaged near a cut; re-export it, or move the cut",
+        )
 
 
 def _render_variant(
@@ -222,6 +295,7 @@ def _render_variant(
     gain: LoudnessGain | None,
     source_hashes: dict[str, str],
     progress: Progress,
+    faces: FaceAnalysis | None = None,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {
@@ -246,9 +320,14 @@ def _render_variant(
         settings = EncodeSettings.for_variant(variant)
         for attempt in range(MAX_SIZE_ATTEMPTS):
             progress.start(variant, plan.duration_s)
-            run_ffmpeg(
-                render_cmd(plan, variant, tmp, cards=cards, gain=gain, settings=settings),
-                what=f"render of {variant.filename}",
+            _encode(
+                plan,
+                variant,
+                tmp,
+                cards=cards,
+                gain=gain,
+                settings=settings,
+                faces=faces,
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
@@ -298,6 +377,15 @@ def _render_variant(
             source_sha256=source_hashes,
             cards={c.kind: round(float(c.frames / plan.fps), 6) for c in (plan.intro, plan.outro) if c},
             anonymity=plan.anonymity,
+            faces=None
+            if faces is None or plan.faces is None
+            else {
+                "mode": plan.faces.mode,
+                "shape": plan.faces.shape,
+                "padding": plan.faces.padding,
+                "hold_frames": faces.tracking.hold_frames,
+                **faces.report(),
+            },
             regions=[
                 {"box": list(r.box), "mode": r.mode, "frames": [r.start_frame, r.end_frame]} for r in plan.regions
             ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from clipper.faces.cache import DetectionCache, track_key
 from clipper.faces.track import Detection
 
@@ -12,8 +14,9 @@ def test_round_trip_keeps_every_box_in_its_frame(tmp_path):
     cache = DetectionCache(tmp_path)
     dets = [[Detection(1.5, 2.25, 40.0, 50.0, 0.9)], [], [Detection(0, 0, 5, 5, 0.3), Detection(9, 9, 19, 19, 0.8)], []]
     key = track_key(**KEY_ARGS)
-    cache.save(key, dets)
-    assert cache.load(key) == dets
+    cache.save(key, dets, [10.0, 20.5, 0.0, 255.0])
+    loaded = cache.load(key)
+    assert loaded is not None and loaded.detections == dets and loaded.luma == [10.0, 20.5, 0.0, 255.0]
     assert [p.name for p in tmp_path.iterdir()] == [f"{key}.npz"]  # no temporary file left
 
 
@@ -36,3 +39,13 @@ def test_missing_or_damaged_entry_is_a_miss_and_is_removed(tmp_path):
     damaged.write_bytes(b"PK\x03\x04 not really a zip")
     assert cache.load("1" * 64) is None
     assert not damaged.exists()
+
+
+def test_inconsistent_entry_is_a_miss(tmp_path):
+    # An entry whose boxes point past its frames (a bug or tampering) must not be half-used.
+    cache = DetectionCache(tmp_path)
+    bad = tmp_path / f"{'2' * 64}.npz"
+    with bad.open("wb") as f:
+        np.savez(f, frames=2, frame_index=np.array([5]), boxes=np.zeros((1, 5)), luma=np.zeros(2))
+    assert cache.load("2" * 64) is None
+    assert not bad.exists()

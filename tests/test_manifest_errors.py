@@ -144,14 +144,24 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ("missing-anonymize", _with({8: None, 9: None, 10: None}), 1, "anonymize", "required field 'anonymize'"),
     ("missing-faces", _with({9: None}), 9, "anonymize.faces", "required field 'faces' is missing"),
     ("missing-voice", _with({10: None}), 9, "anonymize.voice", "required field 'voice' is missing"),
-    # --- anonymization that does not exist yet, and opt-outs without a reason
+    # --- face masks that would be weaker than measured, or ambiguous; anonymization that does not exist yet
     (
-        "faces-pixelate",
-        _with({9: "  faces: {mode: pixelate}"}),
+        "faces-padding-below-minimum",
+        _with({9: "  faces: {mode: pixelate, padding: 0.1}"}),
+        9,
+        "anonymize.faces.padding",
+        "greater than or equal to 0.35",
+    ),
+    ("faces-mode-typo", _with({9: "  faces: {mode: pixelat}"}), 9, "anonymize.faces.mode", "did you mean 'pixelate'?"),
+    ("faces-none-without-reason", _with({9: "  faces: {mode: none}"}), 9, "anonymize.faces", "mode none needs a reason"),
+    (
+        "faces-reason-with-a-mask",
+        _with({9: '  faces: {mode: blur, reason: "blurred because it looks nice"}'}),
         9,
         "anonymize.faces",
-        "mode 'pixelate' is not available in this version of clipper",
+        "'reason' is only for mode none",
     ),
+    ("faces-shape-unknown", _with({9: "  faces: {mode: solid, shape: circle}"}), 9, "anonymize.faces.shape", "box"),
     (
         "voice-mcadams",
         _with({10: "  voice: {method: mcadams}"}),
@@ -174,7 +184,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "in words",
     ),
     # --- outputs
-    ("reframe-face", _with(extra="  reframe: face\n"), 14, "outputs", "reframe 'face' is not available"),
+    (
+        "reframe-face-without-face-masks",
+        _with(extra="  reframe: face\n"),
+        14,
+        "outputs.reframe",
+        "reframe face follows the tracked faces",
+    ),
     ("unknown-platform", _with({12: "  platforms: [tiktk]"}), 12, "outputs.platforms.0", "did you mean 'tiktok'?"),
     (
         "duplicate-platform",
@@ -319,7 +335,8 @@ ALSO_RENDER = {
     "yaml-bad-indent",
     "not-utf8",
     "unknown-key-top",
-    "faces-pixelate",
+    "faces-padding-below-minimum",
+    "reframe-face-without-face-masks",
     "unknown-platform",
     "too-long-for-platform",
     "smpte-frame-field-too-big",

@@ -63,6 +63,35 @@ def _smear(patch: np.ndarray, block: int) -> np.ndarray:
     return coarse
 
 
+def _mask_plane(
+    plane: np.ndarray,
+    box: PixelBox,
+    *,
+    block: int,
+    mode: MaskMode,
+    shape: MaskShape,
+    fill: int,
+) -> None:
+    """Mask one box of an H×W×C plane in place; the ellipse is that of the whole box, clipped with it."""
+    h, w = plane.shape[:2]
+    x, y, bw, bh = box
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
+    if x1 <= x0 or y1 <= y0:
+        return
+    region = plane[y0:y1, x0:x1]
+    if mode == "solid":
+        covered = np.full(region.shape, fill, dtype=np.uint8)
+    else:
+        src = region.astype(np.float32)
+        covered = (_mosaic(src, block) if mode == "pixelate" else _smear(src, block)).round().astype(np.uint8)
+    if shape == "ellipse":
+        # The ellipse of the whole box, then clipped: a face half out of frame keeps its visible half masked.
+        inside = _ellipse(bw, bh)[y0 - y : y1 - y, x0 - x : x1 - x]
+        region[inside] = covered[inside]
+    else:
+        region[...] = covered
+
+
 def apply_masks(
     frame: np.ndarray,
     boxes: list[PixelBox] | tuple[PixelBox, ...],
@@ -74,23 +103,53 @@ def apply_masks(
     """Mask `boxes` in an H×W×C uint8 frame, in place; full_frame masks everything. Returns the frame."""
     h, w = frame.shape[:2]
     if full_frame:
-        boxes = [(0, 0, w, h)]
-        shape = "box"
+        boxes, shape = [(0, 0, w, h)], "box"
     for x, y, bw, bh in boxes:
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(w, x + bw), min(h, y + bh)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        region = frame[y0:y1, x0:x1]
-        if mode == "solid":
-            covered = np.zeros(region.shape, dtype=np.uint8)
-        else:
-            block = block_px(bw, bh)
-            src = region.astype(np.float32)
-            covered = (_mosaic(src, block) if mode == "pixelate" else _smear(src, block)).round().astype(np.uint8)
-        if shape == "ellipse":
-            inside = _ellipse(x1 - x0, y1 - y0)
-            region[inside] = covered[inside]
-        else:
-            region[...] = covered
+        _mask_plane(frame, (x, y, bw, bh), block=block_px(bw, bh), mode=mode, shape=shape, fill=0)
     return frame
+
+
+def yuv420_planes(buf: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (H×W×1, and half-size ×1 for chroma) of the Y, U and V planes of one raw yuv420p frame."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    n, c = width * height, cw * ch
+    return (
+        buf[:n].reshape(height, width, 1),
+        buf[n : n + c].reshape(ch, cw, 1),
+        buf[n + c : n + 2 * c].reshape(ch, cw, 1),
+    )
+
+
+def yuv420_frame_bytes(width: int, height: int) -> int:
+    """Size in bytes of one raw yuv420p frame."""
+    return width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2)
+
+
+def apply_masks_yuv420(
+    buf: np.ndarray,
+    width: int,
+    height: int,
+    boxes: list[PixelBox] | tuple[PixelBox, ...],
+    *,
+    mode: MaskMode = "pixelate",
+    shape: MaskShape = "box",
+    full_frame: bool = False,
+) -> np.ndarray:
+    """Mask `boxes` in one raw yuv420p frame (limited range), in place; the same masks as apply_masks.
+
+    Boxes grow outward to even coordinates and blocks to even sizes, so that each chroma block covers
+    exactly its luma block: no colour detail at finer than block size survives either.
+    """
+    y_plane, u_plane, v_plane = yuv420_planes(buf, width, height)
+    if full_frame:
+        boxes, shape = [(0, 0, width + width % 2, height + height % 2)], "box"
+    for x, y, bw, bh in boxes:
+        ex, ey = x - x % 2, y - y % 2
+        ew, eh = (x + bw + 1) // 2 * 2 - ex, (y + bh + 1) // 2 * 2 - ey
+        block = block_px(bw, bh)
+        block += block % 2
+        _mask_plane(y_plane, (ex, ey, ew, eh), block=block, mode=mode, shape=shape, fill=16)
+        chroma = (ex // 2, ey // 2, ew // 2, eh // 2)
+        for plane in (u_plane, v_plane):
+            _mask_plane(plane, chroma, block=block // 2, mode=mode, shape=shape, fill=128)
+    return buf

@@ -1,0 +1,207 @@
+"""Analyze stage: find the faces in every frame of every cut, once, and plan the masks every variant applies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipper.errors import ClipperError
+from clipper.faces.cache import DetectionCache, track_key
+from clipper.faces.detect import CenterFace
+from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
+from clipper.ffmpeg import read_frames
+from clipper.graph import analysis_cmd
+from clipper.media import content_hash
+from clipper.plan import RenderPlan, SegmentPlan
+
+log = logging.getLogger("clipper.analyze")
+
+# The detector sees frames at most this wide. CenterFace finds faces down to about 10 px in what it sees,
+# so at 960 px a face is found from about 20 px wide in a 1920 px frame (1 % of the width); measured
+# speeds are in docs/ARCHITECTURE.md. CLIPPER_ANALYSIS_WIDTH overrides it (0 = full resolution).
+ANALYSIS_WIDTH = 960
+# Rec. 601 luma weights: how bright a frame looks, to spot frames too dark to trust the detector.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def analysis_width() -> int | None:
+    """The detector's frame width: CLIPPER_ANALYSIS_WIDTH if set (0 = full resolution), else ANALYSIS_WIDTH."""
+    raw = os.environ.get("CLIPPER_ANALYSIS_WIDTH", "").strip()
+    if not raw:
+        return ANALYSIS_WIDTH
+    if not raw.isdigit():
+        raise ClipperError(f"CLIPPER_ANALYSIS_WIDTH={raw!r} is not a whole number", hint="e.g. 960, or 0 for full size")
+    return int(raw) or None
+
+
+def default_detector() -> CenterFace:
+    """The detector that places masks: CenterFace at the analysis width, on up to two cores."""
+    return CenterFace(width=analysis_width(), threads=min(2, os.cpu_count() or 1))
+
+
+def cache_dir(out_root: Path) -> Path:
+    """Where face analyses are kept: CLIPPER_CACHE_DIR, or .cache/faces under the output folder."""
+    override = os.environ.get("CLIPPER_CACHE_DIR")
+    return Path(override) / "faces" if override else Path(out_root) / ".cache" / "faces"
+
+
+@dataclass(frozen=True)
+class SegmentFaces:
+    """One cut's faces: detections and masks in full-resolution pixels of the cut's picture, per clip frame."""
+
+    segment: int
+    detections: list[list[Detection]]
+    luma: list[float]
+    masks: list[FrameMask]
+    cached: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """The faces of a whole clip, shared by every variant and preview of it."""
+
+    detector: str
+    tracking: TrackingSettings
+    segments: tuple[SegmentFaces, ...]
+    _starts: tuple[int, ...] = field(repr=False, default=())
+
+    def mask_at(self, clip_frame: int) -> tuple[int, FrameMask]:
+        """(segment index, mask) for a frame of the clip's cuts (cards excluded)."""
+        for i in range(len(self.segments) - 1, -1, -1):
+            start = self._starts[i]
+            if clip_frame >= start:
+                masks = self.segments[i].masks
+                if clip_frame - start >= len(masks):
+                    break
+                return i, masks[clip_frame - start]
+        # No analysis for this frame: it must not be shown at all (the caller fails the render).
+        raise ClipperError(
+            f"frame {clip_frame} of the clip has no face analysis",
+            hint="this is a bug: the analyzed and rendered frames differ; report it with --debug output",
+        )
+
+    def report(self) -> dict[str, Any]:
+        """What was found and masked, for the sidecar: per cut and in total."""
+        per = []
+        for seg in self.segments:
+            cov = coverage_report(seg.masks)
+            per.append(
+                {
+                    "segment": seg.segment,
+                    "frames": cov["frames"],
+                    "frames_with_faces_detected": cov["frames_with"]["detected"],
+                    "faces_detected": sum(len(d) for d in seg.detections),
+                    "lowest_score": min((d.score for dets in seg.detections for d in dets), default=None),
+                    "frames_held": cov["frames_with"]["held"],
+                    "frames_interpolated": cov["frames_with"]["interpolated"],
+                    "frames_masked_whole_dark": cov["full_frame"],
+                    "stretches": [{"first": a, "last": b, "kind": k} for a, b, k in cov["stretches"]],
+                    "from_cache": seg.cached,
+                    "analysis_seconds": round(seg.seconds, 3),
+                }
+            )
+        keys = ("frames", "frames_with_faces_detected", "faces_detected", "frames_held", "frames_interpolated")
+        total = {k: sum(p[k] for p in per) for k in (*keys, "frames_masked_whole_dark")}
+        return {"detector": self.detector, **total, "segments": per}
+
+
+def analyze_faces(
+    plan: RenderPlan,
+    cache: DetectionCache | None,
+    *,
+    detector: CenterFace | None = None,
+    source_hashes: dict[str, str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> FaceAnalysis:
+    """Detect faces in every frame of every cut (or load them from the cache) and plan their masks."""
+    if plan.faces is None:
+        raise ValueError("the plan opts out of face masking")
+    detector = detector or default_detector()
+    tracking = TrackingSettings(padding=plan.faces.padding)
+    hashes = dict(source_hashes or {})
+    total = plan.clip_frames
+    done = 0
+    segments = []
+    for seg in plan.segments:
+        started = time.monotonic()
+        if seg.source not in hashes:
+            hashes[seg.source] = content_hash(seg.path)
+        key = track_key(
+            source_sha256=hashes[seg.source],
+            in_frame=seg.in_frame,
+            out_frame=seg.out_frame,
+            fps=str(plan.fps),
+            detector_id=detector.id,
+        )
+        hit = cache.load(key) if cache is not None else None
+        if hit is not None and len(hit.detections) != seg.out_frames:
+            hit = None  # written for another frame count: never reuse what does not line up frame for frame
+        if hit is None:
+
+            def frame_done(n: int, base: int = done) -> None:
+                if on_progress:
+                    on_progress(base + n, total)
+
+            dets, luma = _detect_segment(plan, seg, detector, frame_done)
+            if cache is not None:
+                cache.save(key, dets, luma)
+        else:
+            dets, luma = hit.detections, hit.luma
+        done += seg.out_frames
+        if on_progress:
+            on_progress(done, total)
+        masks = plan_masks(dets, seg.display_width, seg.display_height, tracking, luma=luma)
+        segments.append(
+            SegmentFaces(
+                segment=seg.index,
+                detections=dets,
+                luma=luma,
+                masks=masks,
+                cached=hit is not None,
+                seconds=time.monotonic() - started,
+            )
+        )
+    starts = tuple(s.clip_start_frame for s in plan.segments)
+    return FaceAnalysis(detector=detector.id, tracking=tracking, segments=tuple(segments), _starts=starts)
+
+
+def _detect_segment(
+    plan: RenderPlan, seg: SegmentPlan, detector: CenterFace, on_frame: Callable[[int], None]
+) -> tuple[list[list[Detection]], list[float]]:
+    """Run the detector over one cut's frames; boxes come back in full-resolution pixels."""
+    # The detector gets frames already scaled by ffmpeg (cheaper than scaling in Python), so it runs at full
+    # size on what it is given; boxes are scaled back up here.
+    args, w, h = analysis_cmd(plan, seg, detector.width)
+    at_size = CenterFace(threshold=detector.threshold, width=None, threads=detector.threads)
+    sx, sy = seg.display_width / w, seg.display_height / h
+    dets: list[list[Detection]] = []
+    luma: list[float] = []
+    for frame in read_frames(args, w * h * 3, what=f"face analysis of segment {seg.index + 1}"):
+        rgb = frame.reshape(h, w, 3)
+        found = at_size.detect(rgb)
+        dets.append([Detection(d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy, d.score) for d in found])
+        luma.append(_mean_luma(rgb))
+        if len(dets) % 25 == 0:
+            on_frame(len(dets))
+    if len(dets) != seg.out_frames:
+        # Fewer frames than planned: the masks would not line up with the render. Stop rather than guess.
+        raise ClipperError(
+            f"face analysis of segment {seg.index + 1} read {len(dets)} frames, expected {seg.out_frames}",
+            where=str(seg.path),
+            hint="the source may be damaged near this cut; re-export it, or move the cut",
+        )
+    return dets, luma
+
+
+def _mean_luma(rgb: np.ndarray) -> float:
+    """Mean Rec. 601 luma (0..255) of an RGB frame, from every second pixel each way."""
+    sample = rgb[::2, ::2].reshape(-1, 3).astype(np.float32)
+    return float((sample @ LUMA_WEIGHTS).mean())
