@@ -14,7 +14,7 @@ import numpy as np
 
 from clipper.errors import ClipperError
 from clipper.faces.cache import DetectionCache, track_key
-from clipper.faces.detect import CenterFace
+from clipper.faces.detect import CenterFace, FaceDetector
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
 from clipper.ffmpeg import read_frames
 from clipper.graph import analysis_cmd
@@ -117,7 +117,7 @@ def analyze_faces(
     plan: RenderPlan,
     cache: DetectionCache | None,
     *,
-    detector: CenterFace | None = None,
+    detector: FaceDetector | None = None,
     source_hashes: dict[str, str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> FaceAnalysis:
@@ -174,19 +174,25 @@ def analyze_faces(
 
 
 def _detect_segment(
-    plan: RenderPlan, seg: SegmentPlan, detector: CenterFace, on_frame: Callable[[int], None]
+    plan: RenderPlan, seg: SegmentPlan, detector: FaceDetector, on_frame: Callable[[int], None]
 ) -> tuple[list[list[Detection]], list[float]]:
     """Run the detector over one cut's frames; boxes come back in full-resolution pixels."""
-    # The detector gets frames already scaled by ffmpeg (cheaper than scaling in Python), so it runs at full
-    # size on what it is given; boxes are scaled back up here.
+    # ffmpeg scales the frames to the detector's width (cheaper than scaling in Python); boxes are scaled
+    # back up here.
     args, w, h = analysis_cmd(plan, seg, detector.width)
-    at_size = CenterFace(threshold=detector.threshold, width=None, threads=detector.threads)
     sx, sy = seg.display_width / w, seg.display_height / h
     dets: list[list[Detection]] = []
     luma: list[float] = []
     for frame in read_frames(args, w * h * 3, what=f"face analysis of segment {seg.index + 1}"):
         rgb = frame.reshape(h, w, 3)
-        found = at_size.detect(rgb)
+        try:
+            found = detector.detect(rgb)
+        except Exception as e:  # noqa: BLE001 — any detector fault stops the job: faces cannot be guaranteed
+            raise ClipperError(
+                f"the face detector failed on frame {len(dets)} of segment {seg.index + 1}: {type(e).__name__}: {e}",
+                where=str(seg.path),
+                hint="nothing was rendered; run with --debug and report the log (faces are never left unmasked)",
+            ) from e
         dets.append([Detection(d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy, d.score) for d in found])
         luma.append(_mean_luma(rgb))
         if len(dets) % 25 == 0:

@@ -21,6 +21,7 @@ from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir
 from clipper.cards import render_card_png
 from clipper.errors import ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
+from clipper.faces.detect import FaceDetector
 from clipper.faces.mask import apply_masks_yuv420, yuv420_frame_bytes
 from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
 from clipper.graph import (
@@ -215,8 +216,17 @@ def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
     return gain
 
 
-def render(plan: RenderPlan, out_root: Path, *, progress: Progress | None = None) -> list[RenderResult]:
-    """Render, verify and publish every variant of the plan; stop at the first failure."""
+def render(
+    plan: RenderPlan,
+    out_root: Path,
+    *,
+    progress: Progress | None = None,
+    detector: FaceDetector | None = None,
+) -> list[RenderResult]:
+    """Render, verify and publish every variant of the plan; stop at the first failure.
+
+    `detector` replaces the default face detector (tests use it to make detection miss on purpose).
+    """
     progress = progress or Progress()
     folder = output_dir(out_root, plan)
     folder.mkdir(parents=True, exist_ok=True)
@@ -230,6 +240,7 @@ def render(plan: RenderPlan, out_root: Path, *, progress: Progress | None = None
         faces = analyze_faces(
             plan,
             DetectionCache(cache_dir(out_root)),
+            detector=detector,
             source_hashes=source_hashes,
             on_progress=progress.analyzing,
         )

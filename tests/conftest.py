@@ -29,6 +29,7 @@ def manifest_text(
     regions: list[dict[str, Any]] | None = None,
     cards: dict[str, Any] | None = None,
     reframe: str | None = None,
+    faces: dict[str, Any] | None = None,
     id: str = "clip",
 ) -> str:
     """Return the YAML of a valid manifest with opt-outs declared."""
@@ -38,7 +39,7 @@ def manifest_text(
         "title": "test clip",
         "sources": sources,
         "segments": segments,
-        "anonymize": {**OPT_OUT, **({"regions": regions} if regions else {})},
+        "anonymize": {**OPT_OUT, **({"faces": faces} if faces else {}), **({"regions": regions} if regions else {})},
         "outputs": {"platforms": platforms or ["telegram"], "languages": ["en"]},
     }
     if cards:
@@ -67,8 +68,9 @@ def render_manifest(tmp_path: Path) -> Callable[..., list[Any]]:
 
     def _render(path: Path, **kwargs: Any) -> list[Any]:
         preview = kwargs.pop("preview", False)
+        detector = kwargs.pop("detector", None)
         plan = prepare(path, preview=preview, **kwargs)
-        return render(plan, tmp_path / "out")
+        return render(plan, tmp_path / "out", detector=detector)
 
     return _render
 

@@ -490,3 +490,55 @@ def _self_check() -> None:
 
 if __name__ == "__main__":
     _self_check()
+
+
+def face_video(
+    path: Path,
+    *,
+    frames: int = 50,
+    fps: str = "25",
+    size: tuple[int, int] = (640, 360),
+    face_px: int = 90,
+    dark: range = range(0),
+    audio: bool = True,
+) -> tuple[Path, list[tuple[int, int, int, int]]]:
+    """Write a video of the astronaut's head (a real face, public domain) gliding left to right over a grey
+    background; frames in `dark` are dimmed to near black. Returns the path and the face box (x, y, w, h)
+    in every frame, in the picture's pixels."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    path = Path(path)
+    width, height = size
+    head = skimage_data.astronaut()[0:300, 100:380]  # face roughly at rows 20..230, cols 40..230 of this crop
+    scale = face_px / 190
+    sprite = np.asarray(Image.fromarray(head).resize((max(1, round(280 * scale)), max(1, round(300 * scale)))))
+    sh, sw = sprite.shape[:2]
+    boxes = []
+    with tempfile.TemporaryDirectory(prefix="clipper-media-") as tmp:
+        raw = Path(tmp) / "frames.rgb"
+        with raw.open("wb") as f:
+            for i in range(frames):
+                frame = np.full((height, width, 3), 128, np.uint8)
+                x = round((width - sw) * i / max(1, frames - 1))
+                y = (height - sh) // 2
+                frame[y : y + sh, x : x + sw] = sprite
+                if i in dark:
+                    frame = (frame.astype(np.float32) * 0.05).astype(np.uint8)
+                boxes.append((x + round(40 * scale), y + round(20 * scale), round(190 * scale), round(210 * scale)))
+                f.write(frame.tobytes())
+        args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", str(raw)]
+        if audio:
+            wav = Path(tmp) / "clicks.wav"
+            n_samples = round(Fraction(frames) / Fraction(fps) * 48000)
+            _write_wav(wav, click_track(n_samples, [0], 48000), 48000, 2)
+            args += ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
+        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", pix_fmt, str(path)])
+    return path, boxes
+
+
+def rgb_frames(path: Path) -> list[np.ndarray]:
+    """Every decoded frame of a video as an H×W×3 RGB array."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]

@@ -153,7 +153,7 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "greater than or equal to 0.35",
     ),
     ("faces-mode-typo", _with({9: "  faces: {mode: pixelat}"}), 9, "anonymize.faces.mode", "did you mean 'pixelate'?"),
-    ("faces-none-without-reason", _with({9: "  faces: {mode: none}"}), 9, "anonymize.faces", "mode none needs a reason"),
+    ("faces-none-no-reason", _with({9: "  faces: {mode: none}"}), 9, "anonymize.faces", "mode none needs a reason"),
     (
         "faces-reason-with-a-mask",
         _with({9: '  faces: {mode: blur, reason: "blurred because it looks nice"}'}),

@@ -7,6 +7,7 @@ import hashlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -95,6 +96,24 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
         overlap = w * h / (areas[best] + areas[rest] - w * h + 1e-9)
         order = rest[overlap < iou]
     return keep
+
+
+class FaceDetector(Protocol):
+    """What the analyze stage needs of a detector: a cache identity, a working width and per-frame boxes."""
+
+    @property
+    def id(self) -> str:
+        """Names the detector, its model and settings (part of the face-track cache key)."""
+        ...
+
+    @property
+    def width(self) -> int | None:
+        """Frame width it should be given (None: full resolution)."""
+        ...
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an H×W×3 uint8 RGB frame, as boxes in that frame's pixels."""
+        ...
 
 
 @dataclass(frozen=True)

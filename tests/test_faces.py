@@ -1,0 +1,178 @@
+"""Faces masked in rendered files: every frame, every variant, and closed when detection fails or misses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from media import face_video, rgb_frames
+
+from clipper.errors import ClipperError
+from clipper.faces.detect import CenterFace
+from clipper.faces.track import Detection
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("skimage")
+
+PIXELATE = {"mode": "pixelate"}
+
+
+def _detail(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Share of pixels in box (x, y, w, h) that differ visibly from their right-hand neighbour."""
+    x, y, w, h = box
+    patch = rgb[max(0, y) : y + h, max(0, x) : x + w].astype(int).mean(axis=2)
+    return float((np.abs(np.diff(patch, axis=1)) > 6).mean())
+
+
+def _scaled(box: tuple[int, int, int, int], k: float, dx: float = 0, dy: float = 0) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return (round(x * k + dx), round(y * k + dy), round(w * k), round(h * k))
+
+
+def _assert_faces_hidden(
+    frames: list[np.ndarray], boxes: list[tuple[int, int, int, int]], k: float, dx=0, dy=0, *, core: float = 1.0
+):
+    """The primary detector finds nothing, and no face box (mapped to the output) keeps fine detail.
+
+    core < 1 checks only that central part of each box (an ellipse leaves the box's corners as they were).
+    """
+    detector = CenterFace()
+    for i, (rgb, box) in enumerate(zip(frames, boxes, strict=True)):
+        x, y, w, h = box
+        box = (round(x + w * (1 - core) / 2), round(y + h * (1 - core) / 2), round(w * core), round(h * core))
+        found = detector.detect(rgb)
+        assert found == [], f"frame {i}: a face is still detectable: {found}"
+        # Inside the box only block edges differ (a 90 px face gets blocks of about 30 px before scaling).
+        assert _detail(rgb, _scaled(box, k, dx, dy)) < 0.12, f"frame {i}: fine detail left in the face box"
+
+
+def test_every_frame_of_every_variant_has_the_face_masked(tmp_path, write_manifest, render_manifest):
+    src, boxes = face_video(tmp_path / "face.mp4", frames=40)
+    # The source really shows a detectable face with fine detail, so the checks below can fail.
+    source = rgb_frames(src)
+    assert all(CenterFace().detect(f) for f in source)
+    assert min(_detail(f, b) for f, b in zip(source, boxes, strict=True)) > 0.25
+    path = write_manifest(
+        {"a": "face.mp4"},
+        [{"source": "a", "in": 0, "out": 1.6}],
+        platforms=["telegram", "tiktok"],
+        faces=PIXELATE,
+        regions=[{"box": [0.0, 0.0, 0.25, 0.25], "mode": "solid"}],
+        reframe="letterbox",
+    )
+    results = render_manifest(path)
+    by_platform = {r.variant.platform: r for r in results}
+    tele = rgb_frames(by_platform["telegram"].path)
+    assert len(tele) == 40
+    _assert_faces_hidden(tele, boxes, 2.0)
+    assert tele[5][:170, :310].max() < 40  # the region is still masked on the piped path
+    # tiktok: 640x360 letterboxed into 1080x1920 (scale 1080/640, bands above and below)
+    k = 1080 / 640
+    tik = rgb_frames(by_platform["tiktok"].path)
+    _assert_faces_hidden(tik, boxes, k, 0, (1920 - 360 * k) / 2)
+    side = json.loads(by_platform["telegram"].sidecar.read_text())
+    assert side["faces"]["frames"] == 40 and side["faces"]["frames_with_faces_detected"] == 40
+    assert side["anonymity"]["faces"].startswith("masked: pixelate")
+
+
+@dataclass
+class Missing:
+    """CenterFace made to miss: it reports nothing in the frames listed (counted in call order)."""
+
+    miss: set[int]
+    width: int | None = None
+    calls: int = 0
+    inner: CenterFace = field(default_factory=CenterFace)
+
+    @property
+    def id(self) -> str:
+        return f"test-missing-{sorted(self.miss)}"
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        i, self.calls = self.calls, self.calls + 1
+        return [] if i in self.miss else self.inner.detect(rgb)
+
+
+@pytest.mark.parametrize(
+    "miss",
+    [
+        pytest.param(set(range(20, 32)), id="12-frame-gap-held"),
+        pytest.param(set(range(0, 12)), id="first-12-frames-held-backwards"),
+        pytest.param(set(range(8, 70)), id="62-frame-gap-bridged"),
+    ],
+)
+def test_frames_the_detector_misses_are_still_masked(tmp_path, write_manifest, render_manifest, miss):
+    src, boxes = face_video(tmp_path / "face.mp4", frames=75, face_px=70)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 3}], faces=PIXELATE)
+    detector = Missing(miss)
+    (result,) = render_manifest(path, detector=detector)
+    assert detector.calls == 75
+    frames = rgb_frames(result.path)
+    _assert_faces_hidden([frames[i] for i in sorted(miss)], [boxes[i] for i in sorted(miss)], 2.0)
+    side = json.loads(result.sidecar.read_text())["faces"]
+    assert side["frames_with_faces_detected"] == 75 - len(miss)
+    assert side["frames_held"] + side["frames_interpolated"] >= len(miss)
+
+
+def test_a_detector_that_fails_stops_the_job_and_writes_nothing(tmp_path, write_manifest, render_manifest):
+    face_video(tmp_path / "face.mp4", frames=30)
+
+    class Broken(Missing):
+        def detect(self, rgb):
+            if self.calls == 10:
+                raise RuntimeError("model crashed")
+            return super().detect(rgb)
+
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1.2}], faces=PIXELATE)
+    with pytest.raises(ClipperError, match="face detector failed on frame 10"):
+        render_manifest(path, detector=Broken(set()))
+    out = tmp_path / "out" / "clip"
+    assert not [p for p in out.rglob("*") if p.suffix in (".mp4", ".json") or ".partial" in p.name]
+
+
+def test_dark_frames_are_masked_whole(tmp_path, write_manifest, render_manifest):
+    src, boxes = face_video(tmp_path / "face.mp4", frames=40, dark=range(15, 25))
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1.6}], faces=PIXELATE)
+    (result,) = render_manifest(path)
+    frames = rgb_frames(result.path)
+    for i in range(15, 25):
+        assert _detail(frames[i], (0, 0, 1280, 720)) < 0.02, f"frame {i} is not masked whole"
+    assert _detail(frames[5], (0, 0, 1280, 720)) > 0.0  # a lit frame keeps its picture outside the mask
+    side = json.loads(result.sidecar.read_text())["faces"]
+    assert side["frames_masked_whole_dark"] == 10
+    assert {"first": 15, "last": 24, "kind": "dark"} in side["segments"][0]["stretches"]
+
+
+def test_analysis_is_shared_by_variants_and_reused_by_later_renders(tmp_path, write_manifest, render_manifest):
+    face_video(tmp_path / "face.mp4", frames=30)
+    path = write_manifest(
+        {"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1.2}], platforms=["telegram", "x"], faces=PIXELATE
+    )
+    detector = Missing(set())
+    results = render_manifest(path, detector=detector)
+    assert detector.calls == 30  # two variants, one analysis
+    assert [json.loads(r.sidecar.read_text())["faces"]["segments"][0]["from_cache"] for r in results] == [False] * 2
+    again = Missing(set())
+    (preview,) = render_manifest(path, detector=again, preview=True)
+    assert again.calls == 0  # the preview reuses it from the cache
+    assert json.loads(preview.sidecar.read_text())["faces"]["segments"][0]["from_cache"] is True
+
+
+def test_cuts_of_different_sizes_and_odd_sizes_go_through_the_pipe(tmp_path, write_manifest, render_manifest):
+    _, boxes_a = face_video(tmp_path / "a.mp4", frames=25, size=(640, 360))
+    _, boxes_b = face_video(tmp_path / "b.mp4", frames=25, size=(321, 241), face_px=60)
+    path = write_manifest(
+        {"a": "a.mp4", "b": "b.mp4"},
+        [{"source": "b", "in": 0, "out": 1}, {"source": "a", "in": 0, "out": 1}, {"source": "b", "in": 0, "out": 1}],
+        faces={"mode": "solid", "shape": "ellipse"},
+        reframe="letterbox",
+    )
+    (result,) = render_manifest(path)
+    frames = rgb_frames(result.path)
+    assert len(frames) == 75
+    kb = 720 / 241
+    _assert_faces_hidden(frames[:25], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
+    _assert_faces_hidden(frames[25:50], boxes_a, 2.0, core=0.7)
+    _assert_faces_hidden(frames[50:], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
