@@ -252,8 +252,10 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
 
 def _masked_regions(v, seg: SegmentPlan, plan: RenderPlan):
     # Masks on the full-resolution picture, before reframing, so every platform inherits them.
+    # Keyframed (moving) regions are drawn in the masking pipe instead (render.py), frame by frame.
     for region in plan.regions:
-        v = _apply_region(v, region, seg, seg.display_width, seg.display_height)
+        if not region.keyframes:
+            v = _apply_region(v, region, seg, seg.display_width, seg.display_height)
     return v
 
 
@@ -394,6 +396,9 @@ def render_cmd(
     render.py) and only the sound is read from the sources.
     """
     if piped is None:
+        if any(r.keyframes for r in plan.regions) or plan.faces is not None:
+            # Fail closed: moving regions and faces are masked only in the pipe; never render without it.
+            raise ValueError("faces and moving regions are masked in the pipe: render_cmd needs `piped`")
         inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
         parts_v = [
             _segment_video(stream, seg, plan, variant) for seg, (stream, _) in zip(plan.segments, inputs, strict=True)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -135,31 +136,60 @@ class FaceMasking(Strict):
         return self.mode != "none"
 
 
-class Region(Strict):
-    """An area always masked, given as fractions of the frame: x, y, width, height."""
+Box = tuple[float, float, float, float]
 
-    box: tuple[float, float, float, float] = Field(description="[x, y, width, height] as fractions 0..1")
+
+def _check_box(v: Box) -> Box:
+    x, y, w, h = v
+    if min(x, y) < 0 or w <= 0 or h <= 0:
+        raise ValueError("box is [x, y, width, height] with x, y ≥ 0 and width, height > 0")
+    if x >= 1 or y >= 1 or x + w > 1 + 1e-9 or y + h > 1 + 1e-9:  # starts or ends past the frame
+        raise ValueError(f"box reaches past the frame (x+width={x + w:g}, y+height={y + h:g}; both ≤ 1)")
+    return v
+
+
+def _box_is_four_numbers(v: Any) -> Any:
+    if not isinstance(v, list | tuple) or len(v) != 4:
+        got = f"{len(v)} values" if isinstance(v, list | tuple) else repr(v)
+        raise ValueError(f"box is [x, y, width, height] (4 fractions of the frame), got {got}")
+    return v
+
+
+BoxField = Annotated[Box, BeforeValidator(_box_is_four_numbers), AfterValidator(_check_box)]
+
+
+class Keyframe(Strict):
+    """Where a moving region's box is at one clip time; between keyframes it moves in a straight line."""
+
+    at: TimecodeField = Field(description="clip time")
+    box: BoxField = Field(description="[x, y, width, height] as fractions 0..1")
+
+
+class Region(Strict):
+    """An area always masked, as fractions of the frame: a fixed box, or keyframed boxes for a moving thing."""
+
+    box: BoxField | None = Field(default=None, description="[x, y, width, height] as fractions 0..1")
+    keyframes: list[Keyframe] | None = Field(
+        default=None,
+        min_length=2,
+        description="boxes at clip times, interpolated linearly; held before the first and after the last",
+    )
     from_: TimecodeField | None = Field(default=None, alias="from", description="clip time; default: start")
     to: TimecodeField | None = Field(default=None, description="clip time; default: end")
     mode: Literal["pixelate", "solid", "blur"] = "pixelate"
 
-    @field_validator("box", mode="before")
-    @classmethod
-    def _box_is_four_numbers(cls, v: Any) -> Any:
-        if not isinstance(v, list | tuple) or len(v) != 4:
-            got = f"{len(v)} values" if isinstance(v, list | tuple) else repr(v)
-            raise ValueError(f"box is [x, y, width, height] (4 fractions of the frame), got {got}")
-        return v
-
-    @field_validator("box")
-    @classmethod
-    def _box_inside_frame(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        x, y, w, h = v
-        if min(x, y) < 0 or w <= 0 or h <= 0:
-            raise ValueError("box is [x, y, width, height] with x, y ≥ 0 and width, height > 0")
-        if x >= 1 or y >= 1 or x + w > 1 + 1e-9 or y + h > 1 + 1e-9:  # starts or ends past the frame
-            raise ValueError(f"box reaches past the frame (x+width={x + w:g}, y+height={y + h:g}; both ≤ 1)")
-        return v
+    @model_validator(mode="after")
+    def _box_or_keyframes(self) -> Region:
+        if (self.box is None) == (self.keyframes is None):
+            raise ValueError(
+                "give either box: [x, y, width, height] (a fixed area) or keyframes: [{at: …, box: […]}, …] "
+                "(a moving one)" + (", not both" if self.box is not None else "")
+            )
+        if self.keyframes:
+            times = [k.at.seconds for k in self.keyframes]
+            if all(t is not None for t in times) and any(b <= a for a, b in zip(times, times[1:], strict=False)):
+                raise ValueError("keyframes must be in time order, each later than the one before")
+        return self
 
     @model_validator(mode="after")
     def _from_before_to(self) -> Region:

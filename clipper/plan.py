@@ -47,12 +47,26 @@ class SegmentPlan:
 
 @dataclass(frozen=True)
 class RegionPlan:
-    """A box always masked over clip frames [start_frame, end_frame)."""
+    """A box always masked over clip frames [start_frame, end_frame); keyframed boxes move with clip frames."""
 
     box: tuple[float, float, float, float]
     mode: str
     start_frame: int
     end_frame: int
+    keyframes: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()  # (clip frame, box), in order
+
+    def box_at(self, frame: int) -> tuple[float, float, float, float]:
+        """The box at a clip frame: linear between keyframes, held before the first and after the last."""
+        keys = self.keyframes
+        if not keys:
+            return self.box
+        if frame <= keys[0][0]:
+            return keys[0][1]
+        for (f0, b0), (f1, b1) in zip(keys, keys[1:], strict=False):
+            if frame <= f1:
+                t = (frame - f0) / (f1 - f0)
+                return tuple(a + (b - a) * t for a, b in zip(b0, b1, strict=True))  # type: ignore[return-value]
+        return keys[-1][1]
 
 
 @dataclass(frozen=True)
@@ -237,7 +251,24 @@ def plan_clip(
                 )
             )
             continue
-        regions.append(RegionPlan(box=r.box, mode=r.mode, start_frame=start, end_frame=max(end, start + 1)))
+        keys: list[tuple[int, tuple[float, float, float, float]]] = []
+        for k_idx, k in enumerate(r.keyframes or []):
+            frame = _frame(lm, ("anonymize", "regions", i, "keyframes", k_idx, "at"), k.at, fps, problems)
+            if frame is not None:
+                keys.append((frame, k.box))
+        if len({f for f, _ in keys}) < len(keys):
+            problems.append(
+                lm.problem(
+                    ("anonymize", "regions", i, "keyframes"),
+                    "two keyframes fall on the same frame",
+                    "space keyframes at least one frame apart",
+                )
+            )
+            continue
+        box = r.box if r.box is not None else (keys[0][1] if keys else (0.0, 0.0, 1.0, 1.0))
+        regions.append(
+            RegionPlan(box=box, mode=r.mode, start_frame=start, end_frame=max(end, start + 1), keyframes=tuple(keys))
+        )
 
     intro = _card(lm, "intro", m.cards.intro, fps)
     outro = _card(lm, "outro", m.cards.outro, fps)
@@ -322,7 +353,11 @@ def plan_clip(
             else []
         ),
         *([f"mask faces: {faces.mode} {faces.shape}, on full-resolution frames"] if faces else []),
-        *(f"mask region {r.mode} {r.box} frames {r.start_frame}-{r.end_frame - 1}" for r in regions),
+        *(
+            f"mask region {r.mode} {r.box if not r.keyframes else f'moving, {len(r.keyframes)} keyframes'} "
+            f"frames {r.start_frame}-{r.end_frame - 1}"
+            for r in regions
+        ),
         f"reframe: {m.outputs.reframe}",
         *(["logo"] if logo else []),
         *(f"{c.kind} card: {c.frames} frames" for c in (intro, outro) if c),

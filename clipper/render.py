@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
@@ -22,7 +21,7 @@ from clipper.cards import render_card_png
 from clipper.errors import ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
-from clipper.faces.mask import apply_masks_yuv420, yuv420_frame_bytes
+from clipper.faces.mask import yuv420_frame_bytes
 from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
 from clipper.graph import (
     LIMITER_CEILING_DB,
@@ -35,6 +34,7 @@ from clipper.graph import (
     render_cmd,
 )
 from clipper.manifest import LoadedManifest, load_manifest
+from clipper.masking import FrameMasker, needs_pipe
 from clipper.media import MediaFacts, content_hash, probe
 from clipper.plan import RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
@@ -264,9 +264,9 @@ def _encode(
     log_path: Path,
     on_progress: Callable[[float], None],
 ) -> None:
-    """Encode one variant: straight from the sources, or, with faces to mask, through the masking pipe."""
+    """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
     what = f"render of {variant.filename}"
-    if faces is None or plan.faces is None:
+    if not needs_pipe(plan):
         run_ffmpeg(
             render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings),
             what=what,
@@ -276,17 +276,11 @@ def _encode(
         return
     layout = PipeLayout.for_plan(plan)
     cw, ch = layout.canvas
-    mode, shape = plan.faces.mode, plan.faces.shape
-
-    def mask(i: int, frame: np.ndarray) -> np.ndarray:
-        _, m = faces.mask_at(i)
-        return apply_masks_yuv420(frame, cw, ch, m.boxes, mode=mode, shape=shape, full_frame=m.full_frame)  # type: ignore[arg-type]
-
     frames = run_ffmpeg_pipeline(
         decode_cmd(plan, layout),
         render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=layout),
         frame_bytes=yuv420_frame_bytes(cw, ch),
-        transform=mask,
+        transform=FrameMasker(plan, layout, faces),
         what=what,
         log_path=log_path,
         on_progress=on_progress,

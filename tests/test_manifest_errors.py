@@ -185,6 +185,29 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ),
     # --- outputs
     (
+        "region-box-and-keyframes",
+        _region(
+            "{box: [0, 0, 0.1, 0.1], keyframes: [{at: 0, box: [0, 0, 0.1, 0.1]}, {at: 1, box: [0.5, 0, 0.1, 0.1]}]}"
+        ),
+        12,
+        "anonymize.regions.0",
+        "not both",
+    ),
+    (
+        "region-keyframes-out-of-order",
+        _region("keyframes: [{at: 1, box: [0, 0, 0.1, 0.1]}, {at: 0.5, box: [0.5, 0, 0.1, 0.1]}]"),
+        12,
+        "anonymize.regions.0",
+        "keyframes must be in time order",
+    ),
+    (
+        "region-keyframe-box-outside",
+        _region("keyframes: [{at: 0, box: [0, 0, 0.1, 0.1]}, {at: 1, box: [0.95, 0, 0.1, 0.1]}]"),
+        12,
+        "anonymize.regions.0.keyframes.1.box",
+        "box reaches past the frame",
+    ),
+    (
         "reframe-face-without-face-masks",
         _with(extra="  reframe: face\n"),
         14,

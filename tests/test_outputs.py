@@ -216,6 +216,46 @@ def test_solid_and_pixelated_regions_hide_what_is_under_them(tmp_path, write_man
     assert np.ptp(src[36:216, 352:608].astype(int), axis=(0, 1)).max() > 100  # the source had detail there
 
 
+def test_a_keyframed_region_follows_its_keyframes(tmp_path, write_manifest, render_manifest):
+    tone_video(tmp_path / "src.mp4", seconds=3, size=(640, 360))
+    m = write_manifest(
+        {"cam": "src.mp4"},
+        [{"source": "cam", "in": 0, "out": 2}],
+        regions=[
+            {
+                "mode": "solid",
+                "keyframes": [
+                    {"at": 0.4, "box": [0.0, 0.3, 0.2, 0.3]},
+                    {"at": 1.2, "box": [0.6, 0.3, 0.2, 0.3]},
+                    {"at": 1.6, "box": [0.6, 0.5, 0.4, 0.5]},
+                ],
+            }
+        ],
+    )
+    [r] = render_manifest(m)
+    frames = _frames_rgb(r.path)
+    h, w = frames[0].shape[:2]
+
+    def black(f, box):
+        # A moving sharp edge rings more under compression than a still one: judged a little inside it.
+        x, y, bw, bh = box
+        inner = f[round(y * h) + 6 : round((y + bh) * h) - 6, round(x * w) + 6 : round((x + bw) * w) - 6]
+        return inner.mean() <= 12 and np.percentile(inner, 99.5) <= 40
+
+    for k, f in enumerate(frames):
+        if k <= 10:  # held at the first keyframe before it
+            box = (0.0, 0.3, 0.2, 0.3)
+        elif k <= 30:  # 0.4 s → 1.2 s: moving right
+            box = (0.6 * (k - 10) / 20, 0.3, 0.2, 0.3)
+        elif k <= 40:  # 1.2 s → 1.6 s: growing down and right
+            t = (k - 30) / 10
+            box = (0.6, 0.3 + 0.2 * t, 0.2 + 0.2 * t, 0.3 + 0.2 * t)
+        else:
+            box = (0.6, 0.5, 0.4, 0.5)
+        assert black(f, box), f"frame {k}: the moving region is not where its keyframes put it"
+    assert not black(frames[30], (0.0, 0.3, 0.2, 0.3))  # it moved away: the old place shows picture again
+
+
 def test_logo_sits_in_its_corner_over_the_clip_not_the_cards(tmp_path, write_manifest, render_manifest):
     numbered_video(tmp_path / "src.mp4", frames=50, fps="25")
     logo = tmp_path / "logo.png"

@@ -485,3 +485,19 @@ def test_find_bytes_sees_needles_across_chunk_boundaries(tmp_path):
     p = tmp_path / "f.bin"
     p.write_bytes(b"\0" * 10 + b"x264 - core" + b"\0" * 5 + b"secret-name")
     assert find_bytes(p, (b"x264 - core", b"secret-name", b"absent"), chunk=12) == [b"x264 - core", b"secret-name"]
+
+
+def test_keyframed_region_box_is_linear_between_keyframes_and_held_outside():
+    from clipper.plan import RegionPlan
+
+    r = RegionPlan(
+        box=(0.0, 0.0, 0.1, 0.1),
+        mode="solid",
+        start_frame=0,
+        end_frame=100,
+        keyframes=((10, (0.0, 0.0, 0.1, 0.1)), (20, (0.5, 0.2, 0.3, 0.1)), (40, (0.5, 0.2, 0.3, 0.1))),
+    )
+    assert r.box_at(0) == (0.0, 0.0, 0.1, 0.1)
+    assert r.box_at(15) == pytest.approx((0.25, 0.1, 0.2, 0.1))
+    assert r.box_at(30) == pytest.approx((0.5, 0.2, 0.3, 0.1))
+    assert r.box_at(99) == (0.5, 0.2, 0.3, 0.1)
