@@ -71,8 +71,15 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
     from clipper.report import RichProgress, print_summary
 
     plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang, preview=preview)
+    masks = bool(getattr(args, "masks", False))
+    if masks and plan.faces is None:
+        raise ClipperError(
+            "--masks draws the face tracks, but this manifest opts out of face masking",
+            where=args.file,
+            hint="drop --masks, or set anonymize.faces.mode to pixelate, solid or blur",
+        )
     with RichProgress(quiet=args.quiet) as progress:
-        results = render(plan, Path(args.out), progress=progress)
+        results = render(plan, Path(args.out), progress=progress, overlays=masks)
     if not args.quiet:
         print_summary(results)
     return 0
@@ -109,7 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--out", default="output", help="output root folder (default: output)")
             s.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+            if name == "preview":
+                s.add_argument("--masks", action="store_true", help="draw each face box, track id and score")
             s.set_defaults(func=(lambda a: _cmd_render(a, preview=True)) if name == "preview" else _cmd_render)
+
+    s = sub.add_parser("review", help="write a contact sheet of the frames whose face masks need a human look")
+    s.add_argument("file")
+    s.add_argument("--out", default="output", help="output root folder (default: output)")
+    s.set_defaults(func=_cmd_review)
 
     s = sub.add_parser("probe", help="print what clipper knows about media files")
     s.add_argument("media", nargs="+")
@@ -119,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="footage/demo-interview.mp4")
     s.set_defaults(func=_cmd_demo)
     return p
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from clipper.review import review
+
+    path, frames = review(Path(args.file), Path(args.out))
+    print(f"wrote {path} ({frames} frames to check)")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

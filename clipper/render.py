@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -38,6 +38,7 @@ from clipper.masking import FrameMasker, needs_pipe
 from clipper.media import MediaFacts, content_hash, probe
 from clipper.plan import RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
+from clipper.review import OverlayMasker
 from clipper.verify import Expectation, verify_output
 
 log = logging.getLogger("clipper.render")
@@ -222,10 +223,12 @@ def render(
     *,
     progress: Progress | None = None,
     detector: FaceDetector | None = None,
+    overlays: bool = False,
 ) -> list[RenderResult]:
     """Render, verify and publish every variant of the plan; stop at the first failure.
 
-    `detector` replaces the default face detector (tests use it to make detection miss on purpose).
+    `detector` replaces the default face detector (tests use it to make detection miss on purpose);
+    `overlays` draws each face box, track id and score over the masks (for `preview --masks`).
     """
     progress = progress or Progress()
     folder = output_dir(out_root, plan)
@@ -235,6 +238,10 @@ def render(
     gain = None if preview else plan_loudness(plan)
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     faces = None
+    if overlays:
+        plan = replace(
+            plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
+        )
     if plan.faces is not None:
         # Once per clip, shared by every variant (and by later runs and previews, through the cache).
         faces = analyze_faces(
@@ -248,7 +255,7 @@ def render(
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
         for variant in plan.variants:
-            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces))
+            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces, overlays))
     return results
 
 
@@ -263,10 +270,11 @@ def _encode(
     faces: FaceAnalysis | None,
     log_path: Path,
     on_progress: Callable[[float], None],
+    overlays: bool = False,
 ) -> None:
     """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
     what = f"render of {variant.filename}"
-    if not needs_pipe(plan):
+    if not needs_pipe(plan) and not overlays:
         run_ffmpeg(
             render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings),
             what=what,
@@ -280,7 +288,7 @@ def _encode(
         decode_cmd(plan, layout),
         render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=layout),
         frame_bytes=yuv420_frame_bytes(cw, ch),
-        transform=FrameMasker(plan, layout, faces),
+        transform=(OverlayMasker if overlays else FrameMasker)(plan, layout, faces),
         what=what,
         log_path=log_path,
         on_progress=on_progress,
@@ -301,6 +309,7 @@ def _render_variant(
     source_hashes: dict[str, str],
     progress: Progress,
     faces: FaceAnalysis | None = None,
+    overlays: bool = False,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {
@@ -333,6 +342,7 @@ def _render_variant(
                 gain=gain,
                 settings=settings,
                 faces=faces,
+                overlays=overlays,
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )

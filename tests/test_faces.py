@@ -176,3 +176,40 @@ def test_cuts_of_different_sizes_and_odd_sizes_go_through_the_pipe(tmp_path, wri
     _assert_faces_hidden(frames[:25], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
     _assert_faces_hidden(frames[25:50], boxes_a, 2.0, core=0.7)
     _assert_faces_hidden(frames[50:], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
+
+
+def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_manifest):
+    from PIL import Image
+
+    from clipper.review import review
+
+    face_video(tmp_path / "face.mp4", frames=50)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 2}], faces=PIXELATE)
+    sheet, count = review(path, tmp_path / "out", detector=Missing(set(range(20, 30))))
+    assert sheet == tmp_path / "out" / "clip" / "clip.review.png"
+    # 12 least confident + the held stretch's first, middle and last frames (some may coincide)
+    assert 13 <= count <= 15
+    with Image.open(sheet) as im:
+        assert im.width > 1000 and im.height > 200
+        grid = np.asarray(im.convert("RGB"))
+    # The thumbnails carry the masks: no confident face anywhere on the sheet. (At thumbnail size a mosaic of a
+    # dozen blocks can still score about 0.3 as "face-shaped" with CenterFace; it holds no identity.)
+    assert CenterFace(threshold=0.5).detect(grid) == []
+    assert not list(sheet.parent.glob(".*partial*"))
+
+
+def test_preview_with_masks_draws_boxes_ids_and_scores(tmp_path, write_manifest, render_manifest):
+    from clipper.render import prepare, render
+
+    _, boxes = face_video(tmp_path / "face.mp4", frames=25)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1}], faces=PIXELATE)
+    (result,) = render(prepare(path, preview=True), tmp_path / "out", overlays=True)
+    assert result.path.name == "clip.en.telegram.preview.masks.mp4"
+    frame = rgb_frames(result.path)[12].astype(int)
+    # green outline pixels (the "detected" mask box) exist near the face
+    x, y, w, h = boxes[12]
+    k = frame.shape[0] / 360
+    x0, y0, x1, y1 = (round(v * k) for v in (x - w, y - h, x + 2 * w, y + 2 * h))
+    patch = frame[max(0, y0) : y1, max(0, x0) : x1]
+    green = (patch[..., 1] > 150) & (patch[..., 0] < 120) & (patch[..., 2] < 120)
+    assert green.sum() > 50
