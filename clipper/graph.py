@@ -389,6 +389,7 @@ def render_cmd(
     gain: LoudnessGain | None,
     settings: EncodeSettings,
     piped: PipeLayout | None = None,
+    reframe: str | None = None,
 ) -> list[str]:
     """argv (without the binary) that renders one variant to out_path.
 
@@ -406,8 +407,12 @@ def render_cmd(
         clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
     else:
         inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
-        # A face-following crop arrives already cut to the platform's shape: it only needs scaling.
-        clip_v = _piped_video(plan, variant, piped, "center" if plan.reframe == "face" else plan.reframe)
+        # `reframe` overrides the plan's: a face-following crop arrives already cut to the platform's shape
+        # ("center" then only scales it), and a face reframe that falls back uses pad-blur.
+        mode = reframe or plan.reframe
+        if mode == "face":
+            raise ValueError("reframe face is done in the pipe: pass reframe='center' or the fallback")
+        clip_v = _piped_video(plan, variant, piped, mode)
     if plan.logo:
         clip_v = _logo(clip_v, plan.logo, variant.width, variant.height)
     video_parts = []

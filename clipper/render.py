@@ -11,8 +11,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
@@ -34,7 +36,7 @@ from clipper.graph import (
     render_cmd,
 )
 from clipper.manifest import LoadedManifest, load_manifest
-from clipper.masking import FrameMasker, needs_pipe
+from clipper.masking import CroppingMasker, FaceReframe, FrameMasker, needs_pipe, plan_face_reframe
 from clipper.media import MediaFacts, content_hash, probe
 from clipper.plan import RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
@@ -130,6 +132,7 @@ class Sidecar(BaseModel):
     source_sha256: dict[str, str]
     cards: dict[str, float]
     anonymity: dict[str, str]
+    reframe: dict[str, object]
     faces: dict[str, object] | None  # None: opted out
     regions: list[dict[str, object]]
     loudness: dict[str, object] | None  # None: the clip is silent
@@ -271,6 +274,7 @@ def _encode(
     log_path: Path,
     on_progress: Callable[[float], None],
     overlays: bool = False,
+    face_reframe: FaceReframe | None = None,
 ) -> None:
     """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
     what = f"render of {variant.filename}"
@@ -284,11 +288,22 @@ def _encode(
         return
     layout = PipeLayout.for_plan(plan)
     cw, ch = layout.canvas
+    masker = (OverlayMasker if overlays else FrameMasker)(plan, layout, faces)
+    transform: Callable[[int, np.ndarray], np.ndarray] = masker
+    out_layout, reframe = layout, None
+    if plan.reframe == "face":
+        assert faces is not None and face_reframe is not None
+        if face_reframe.fallback:
+            reframe = "pad-blur"
+        else:
+            out_layout = PipeLayout.for_plan(plan, [(p.width, p.height) for p in face_reframe.paths])
+            transform = CroppingMasker(masker, face_reframe.paths, out_layout)
+            reframe = "center"
     frames = run_ffmpeg_pipeline(
         decode_cmd(plan, layout),
-        render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=layout),
+        render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=out_layout, reframe=reframe),
         frame_bytes=yuv420_frame_bytes(cw, ch),
-        transform=(OverlayMasker if overlays else FrameMasker)(plan, layout, faces),
+        transform=transform,
         what=what,
         log_path=log_path,
         on_progress=on_progress,
@@ -330,6 +345,17 @@ def _render_variant(
         loudness=not variant.preview and gain is not None,
         forbidden=identifying_names(plan),
     )
+    face_reframe = None
+    if plan.reframe == "face" and faces is not None:
+        face_reframe = plan_face_reframe(plan, faces, Fraction(variant.width, variant.height))
+        if face_reframe.fallback:
+            log.warning(
+                "%s: faces do not fit a %dx%d window (%s); using pad-blur",
+                variant.filename,
+                variant.width,
+                variant.height,
+                face_reframe.fallback,
+            )
     try:
         settings = EncodeSettings.for_variant(variant)
         for attempt in range(MAX_SIZE_ATTEMPTS):
@@ -343,6 +369,7 @@ def _render_variant(
                 settings=settings,
                 faces=faces,
                 overlays=overlays,
+                face_reframe=face_reframe,
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
@@ -392,6 +419,7 @@ def _render_variant(
             source_sha256=source_hashes,
             cards={c.kind: round(float(c.frames / plan.fps), 6) for c in (plan.intro, plan.outro) if c},
             anonymity=plan.anonymity,
+            reframe=face_reframe.report() if face_reframe else {"mode": plan.reframe},
             faces=None
             if faces is None or plan.faces is None
             else {

@@ -11,6 +11,7 @@ import av
 import pytest
 
 from clipper.demo import make_demo_interview
+from clipper.faces.detect import CenterFace
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((REPO / "manifests").rglob("*.yaml"))
@@ -66,3 +67,10 @@ def test_demo_preview_renders_in_seconds(demo_tree: Path):
     [preview] = list((out / "demo").glob("*.preview.mp4"))
     with av.open(str(preview)) as c:
         assert c.streams.video[0].codec_context.height == 360
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    # The astronaut's face is in every frame of the footage, and in none of the preview's.
+    detector = CenterFace()
+    assert not [i for i, f in enumerate(frames[::5]) if detector.detect(f)]
+    with av.open(str(demo_tree / "footage" / "demo-interview.mp4")) as c:
+        source = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 50 == 0]
+    assert all(detector.detect(f) for f in source)

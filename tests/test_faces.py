@@ -213,3 +213,43 @@ def test_preview_with_masks_draws_boxes_ids_and_scores(tmp_path, write_manifest,
     patch = frame[max(0, y0) : y1, max(0, x0) : x1]
     green = (patch[..., 1] > 150) & (patch[..., 0] < 120) & (patch[..., 2] < 120)
     assert green.sum() > 50
+
+
+def test_face_reframe_keeps_the_masked_face_in_the_vertical_frame(tmp_path, write_manifest, render_manifest):
+    # The face crosses the frame in 6 s: slower than the window's speed limit, so it is followed all the way.
+    _, boxes = face_video(tmp_path / "face.mp4", frames=150, size=(640, 360), face_px=80)
+    path = write_manifest(
+        {"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 6}], platforms=["tiktok"], faces=PIXELATE, reframe="face"
+    )
+    (result,) = render_manifest(path)
+    frames = rgb_frames(result.path)
+    assert frames[0].shape[:2] == (1920, 1080)
+    detector = CenterFace()
+    for i, f in enumerate(frames):
+        assert i % 3 or detector.detect(f) == [], f"frame {i}"
+        # The head (not background grey) fills a good part of the middle row band: the window is on it.
+        band = f[700:1300].astype(int)
+        off_grey = (np.abs(band - 128).max(axis=2) > 30).mean()
+        assert off_grey > 0.08, f"frame {i}: the face left the window ({off_grey:.3f})"
+    side = json.loads(result.sidecar.read_text())
+    assert side["reframe"] == {"mode": "face", "fallback": None, "catch_up_frames": 0}
+
+
+def test_face_reframe_falls_back_to_pad_blur_when_faces_are_far_apart(tmp_path, write_manifest, render_manifest):
+    from media import ffmpeg_run
+
+    face_video(tmp_path / "l.mp4", frames=25, size=(640, 360), audio=False)
+    face_video(tmp_path / "r.mp4", frames=25, size=(640, 360), audio=False)
+    # Two faces side by side, one in each half, moving together: no 9:16 window holds both.
+    ffmpeg_run(
+        ["-i", str(tmp_path / "l.mp4"), "-i", str(tmp_path / "r.mp4"), "-filter_complex", "hstack"]
+        + ["-c:v", "libx264", "-preset", "veryfast", "-crf", "16", str(tmp_path / "two.mp4")]
+    )
+    path = write_manifest(
+        {"a": "two.mp4"}, [{"source": "a", "in": 0, "out": 1}], platforms=["tiktok"], faces=PIXELATE, reframe="face"
+    )
+    (result,) = render_manifest(path)
+    side = json.loads(result.sidecar.read_text())
+    assert side["reframe"]["fallback"] and side["reframe"]["mode"].startswith("pad-blur")
+    frames = rgb_frames(result.path)
+    assert len(frames) == 25 and all(CenterFace().detect(f) == [] for f in frames[::4])
