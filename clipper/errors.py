@@ -50,3 +50,9 @@ class VerifyError(ClipperError):
     """A rendered file failed a check; it has been removed."""
 
     exit_code = 5
+
+
+class AnonymityError(VerifyError):
+    """A rendered file showed something identifying (a face the gate found); it has been removed."""
+
+    exit_code = 6

@@ -91,8 +91,8 @@ class OptOut(Strict):
 
 
 # Face masks reach this far beyond the detected box on every side, as a fraction of its size; an editor may
-# ask for more, never less (the tracker's holds and block sizes were measured with it).
-FACE_PADDING = 0.35
+# ask for more, never less (mask strength was calibrated with it: bench/mask_calibration.py).
+FACE_PADDING = 0.5
 
 
 class FaceMasking(Strict):
@@ -107,7 +107,9 @@ class FaceMasking(Strict):
         le=2.0,
         description=f"how far the mask reaches beyond the face, as a fraction of its size (at least {FACE_PADDING})",
     )
-    shape: Literal["box", "ellipse"] = Field(default="box", description="mask shape inside the padded box")
+    shape: Literal["box", "ellipse"] = Field(
+        default="box", description="box, or an ellipse drawn around the padded box (it covers all of it)"
+    )
     reason: str | None = Field(
         default=None, min_length=10, description="mode none only: why nobody can be identified by face"
     )

@@ -20,9 +20,10 @@ from pydantic import BaseModel
 from clipper import __version__
 from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir
 from clipper.cards import render_card_png
-from clipper.errors import ClipperError, ManifestError, MediaError, VerifyError
+from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
+from clipper.faces.gate import scan_video, select_frames
 from clipper.faces.mask import yuv420_frame_bytes
 from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
 from clipper.graph import (
@@ -48,6 +49,10 @@ MAX_SIZE_ATTEMPTS = 3
 MAX_LOUDNESS_CORRECTIONS = 2
 LOUDNESS_SETTLED_LU = 0.3
 PARTIAL = ".partial"
+# The face gate checks every frame (see docs/ARCHITECTURE.md for the measurement behind it)…
+GATE_EVERY = 1
+# … and, were it ever sparser, all frames this close to a join or a card edge.
+GATE_CUT_MARGIN = 2
 
 
 # ------------------------------------------------------------------------------------------ load + plan
@@ -387,6 +392,7 @@ def _render_variant(
             assert variant.max_bytes is not None
             settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
             log.info("%s over its size cap; re-encoding at %d b/s", variant.filename, settings.max_bitrate)
+        gate = check_faces(plan, tmp, variant) if plan.faces is not None else None
         sha = _sha256(tmp)
         size = tmp.stat().st_size
         sidecar = Sidecar(
@@ -440,7 +446,7 @@ def _render_variant(
                 "passes": [{"integrated_lufs": m.input_i, "true_peak_dbtp": m.input_tp} for m in gain.measured],
             },
             encode={"preset": settings.preset, "crf": settings.crf, "max_bitrate": settings.max_bitrate},
-            checks=report.checks,
+            checks={**report.checks, "faces": gate or {"checked": False, "why": "faces opted out"}},
             render_seconds=round(time.monotonic() - started, 3),
         )
         side_final = final.with_suffix(".json")
@@ -455,6 +461,36 @@ def _render_variant(
     result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)
     return result
+
+
+def gate_frames(plan: RenderPlan) -> list[int]:
+    """Output frames the face gate checks: every GATE_EVERY-th, and every frame near a join or card edge."""
+    cuts = [plan.intro_frames + s.clip_start_frame for s in plan.segments] + [plan.intro_frames + plan.clip_frames]
+    return select_frames(plan.total_frames, every=GATE_EVERY, cuts=cuts, margin=GATE_CUT_MARGIN)
+
+
+def check_faces(plan: RenderPlan, path: Path, variant: Variant) -> dict[str, object]:
+    """Run the independent face detector over a rendered file; raise AnonymityError if it finds any face."""
+    result = scan_video(path, frames=gate_frames(plan))
+    summary = {
+        "checked": True,
+        "detector": result.detector,
+        "frames_checked": result.frames_checked,
+        "frames": result.frames_decoded,
+        "analysis_size": list(result.analysis_size),
+        "faces_found": len(result.hits),
+    }
+    if not result.passed:
+        times = sorted({round(h.time_s, 3) for h in result.hits})
+        listed = ", ".join(f"{t:.2f} s" for t in times[:12]) + (" …" if len(times) > 12 else "")
+        raise AnonymityError(
+            f"{variant.filename} was not published: the verify detector found a face in "
+            f"{len({h.frame for h in result.hits})} frame(s), at {listed} ({result.summary()})",
+            where=plan.manifest_path.name,
+            hint="look at those times with `clipper preview --masks`; if a face shows, raise anonymize.faces.padding "
+            "or use mode solid; if it is not a person's face (a poster, a printed face), cover it with a region",
+        )
+    return summary
 
 
 def identifying_names(plan: RenderPlan) -> tuple[bytes, ...]:

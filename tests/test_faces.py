@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media import face_video, rgb_frames
 
-from clipper.errors import ClipperError
+from clipper.errors import AnonymityError, ClipperError
 from clipper.faces.detect import CenterFace
 from clipper.faces.track import Detection
 
@@ -253,3 +253,15 @@ def test_face_reframe_falls_back_to_pad_blur_when_faces_are_far_apart(tmp_path, 
     assert side["reframe"]["fallback"] and side["reframe"]["mode"].startswith("pad-blur")
     frames = rgb_frames(result.path)
     assert len(frames) == 25 and all(CenterFace().detect(f) == [] for f in frames[::4])
+
+
+def test_a_face_the_detector_never_saw_is_caught_by_the_gate_and_nothing_is_published(
+    tmp_path, write_manifest, render_manifest
+):
+    face_video(tmp_path / "face.mp4", frames=40, face_px=120)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1.6}], faces=PIXELATE)
+    blind = Missing(set(range(40)))  # the primary detector misses every frame: no mask is drawn at all
+    with pytest.raises(AnonymityError, match=r"verify detector found a face in \d+ frame\(s\), at 0\.00 s"):
+        render_manifest(path, detector=blind)
+    out = tmp_path / "out" / "clip"
+    assert not [p for p in out.rglob("*") if p.suffix in (".mp4", ".json") or ".partial" in p.name]

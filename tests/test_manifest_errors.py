@@ -150,7 +150,7 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         _with({9: "  faces: {mode: pixelate, padding: 0.1}"}),
         9,
         "anonymize.faces.padding",
-        "greater than or equal to 0.35",
+        "greater than or equal to 0.5",
     ),
     ("faces-mode-typo", _with({9: "  faces: {mode: pixelat}"}), 9, "anonymize.faces.mode", "did you mean 'pixelate'?"),
     ("faces-none-no-reason", _with({9: "  faces: {mode: none}"}), 9, "anonymize.faces", "mode none needs a reason"),

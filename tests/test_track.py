@@ -74,9 +74,9 @@ def test_face_in_every_frame_gets_the_padded_box_in_every_frame() -> None:
     dets = [[det(400, 200, 100, 120)] for _ in range(30)]
     masks = plan_masks(dets, W, H, S)
     assert len(masks) == 30
-    # w' = w * (1 + 2 * 0.35): 100 -> 170 from x 365, 120 -> 204 from y 158.
+    # w' = w * (1 + 2 * 0.5): 100 -> 200 from x 350, 120 -> 240 from y 140.
     for m in masks:
-        assert m.boxes == ((365, 158, 170, 204),)
+        assert m.boxes == ((350, 140, 200, 240),)
         assert m.reason == "detected" and not m.full_frame
 
 

@@ -11,9 +11,11 @@ PixelBox = tuple[int, int, int, int]  # x, y, w, h
 MaskMode = Literal["pixelate", "solid", "blur"]
 MaskShape = Literal["box", "ellipse"]
 
-# Published attacks recover identities from mosaics of 8–16 px blocks, and a detector still found a
-# 270 px face through 8 blocks across it: at most this many blocks span a face's larger side ...
-MAX_BLOCKS_ACROSS = 5
+# Published attacks recover identities from mosaics of 8–16 px blocks, and a detector still found a 270 px
+# face through 8 blocks across it. At 4–5 blocks a mosaic still reads as a small face to a detector (the
+# verify gate fired inside 5-block masks in 15–87 of 502 corpus frames at 0.6); at 3 blocks on a box padded
+# by 0.5 it fired in none (bench/mask_calibration.py). So at most this many blocks span the padded box ...
+MAX_BLOCKS_ACROSS = 3
 # ... and a block is never smaller than this, however small the face.
 MIN_BLOCK_PX = 16
 
@@ -72,7 +74,7 @@ def _mask_plane(
     shape: MaskShape,
     fill: int,
 ) -> None:
-    """Mask one box of an H×W×C plane in place; the ellipse is that of the whole box, clipped with it."""
+    """Mask one box of an H×W×C plane in place; an ellipse is the one around the whole box, clipped with it."""
     h, w = plane.shape[:2]
     x, y, bw, bh = box
     x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
@@ -85,11 +87,30 @@ def _mask_plane(
         src = region.astype(np.float32)
         covered = (_mosaic(src, block) if mode == "pixelate" else _smear(src, block)).round().astype(np.uint8)
     if shape == "ellipse":
-        # The ellipse of the whole box, then clipped: a face half out of frame keeps its visible half masked.
+        # The ellipse of the whole (grown) box, then clipped: a face half out of frame keeps its visible half masked.
         inside = _ellipse(bw, bh)[y0 - y : y1 - y, x0 - x : x1 - x]
         region[inside] = covered[inside]
     else:
         region[...] = covered
+
+
+# An ellipse inscribed in a box leaves its corners open; the one through the box's corners is sqrt(2) larger.
+ELLIPSE_GROWTH = math.sqrt(2)
+
+
+def _shaped(box: PixelBox, shape: MaskShape) -> PixelBox:
+    """The box to draw for a shape: the box itself, or for an ellipse the box it must be inscribed in to cover it."""
+    if shape != "ellipse":
+        return box
+    x, y, w, h = box
+    gw, gh = math.ceil(w * ELLIPSE_GROWTH), math.ceil(h * ELLIPSE_GROWTH)
+    return (x - (gw - w + 1) // 2, y - (gh - h + 1) // 2, gw, gh)
+
+
+# Solid masks are mid-grey: a black patch on a body reads as a head silhouette to a detector (the verify
+# gate fired on black boxes over heads in 4 of 56 frames at 0.6; on grey ones in none).
+SOLID_RGB = 128
+SOLID_YUV = (126, 128, 128)
 
 
 def apply_masks(
@@ -104,8 +125,9 @@ def apply_masks(
     h, w = frame.shape[:2]
     if full_frame:
         boxes, shape = [(0, 0, w, h)], "box"
-    for x, y, bw, bh in boxes:
-        _mask_plane(frame, (x, y, bw, bh), block=block_px(bw, bh), mode=mode, shape=shape, fill=0)
+    for box in boxes:
+        x, y, bw, bh = _shaped(box, shape)
+        _mask_plane(frame, (x, y, bw, bh), block=block_px(bw, bh), mode=mode, shape=shape, fill=SOLID_RGB)
     return frame
 
 
@@ -143,13 +165,14 @@ def apply_masks_yuv420(
     y_plane, u_plane, v_plane = yuv420_planes(buf, width, height)
     if full_frame:
         boxes, shape = [(0, 0, width + width % 2, height + height % 2)], "box"
-    for x, y, bw, bh in boxes:
+    for box in boxes:
+        x, y, bw, bh = _shaped(box, shape)
         ex, ey = x - x % 2, y - y % 2
         ew, eh = (x + bw + 1) // 2 * 2 - ex, (y + bh + 1) // 2 * 2 - ey
         block = block_px(bw, bh)
         block += block % 2
-        _mask_plane(y_plane, (ex, ey, ew, eh), block=block, mode=mode, shape=shape, fill=16)
+        _mask_plane(y_plane, (ex, ey, ew, eh), block=block, mode=mode, shape=shape, fill=SOLID_YUV[0])
         chroma = (ex // 2, ey // 2, ew // 2, eh // 2)
-        for plane in (u_plane, v_plane):
-            _mask_plane(plane, chroma, block=block // 2, mode=mode, shape=shape, fill=128)
+        for plane, fill in ((u_plane, SOLID_YUV[1]), (v_plane, SOLID_YUV[2])):
+            _mask_plane(plane, chroma, block=block // 2, mode=mode, shape=shape, fill=fill)
     return buf

@@ -45,7 +45,7 @@ class TrackingSettings:
 
     hold_frames: int = 15  # kept before the first and after the last sighting, and from each side of a gap
     hold_growth: float = 1.3  # a held box's scale at the far end of the hold (linear from 1)
-    padding: float = 0.35  # each side grows by this fraction of the box's size: w' = w * (1 + 2 * padding)
+    padding: float = 0.5  # each side grows by this fraction of the box's size: w' = w * (1 + 2 * padding)
     max_gap_frames: int = 50  # gaps up to this long are interpolated; longer ones get the grown union
     iou_match: float = 0.1  # a detection continues a track at this IoU with its predicted box ...
     center_match: float = 1.0  # ... or with its centre within this many of the larger box side
