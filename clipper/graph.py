@@ -29,6 +29,8 @@ MASK_MIN_BLOCK_PX = 16
 PAD_BAND_QOFFSET = 0.3
 # How often pad-blur's blurred background is refreshed (frames a second).
 PAD_BLUR_FPS = 5
+# At most this many frames are repeated at a source's end when its stream is shorter than its header says.
+END_PAD_FRAMES = 3
 # Read a little past each cut so trims, not the demuxer, decide the last frame and sample.
 READ_MARGIN_S = 1.0
 
@@ -244,6 +246,9 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     v = stream.video.filter("setpts", "PTS-STARTPTS")
     # Constant rate before anything is counted: variable-rate sources get frames repeated or dropped here.
     v = v.filter("fps", fps=str(plan.fps))
+    # A container's duration can promise a frame or two more than its stream delivers (MKV rounds it): a cut
+    # to the very end would then come out short. The last frame is repeated a few times, the trim decides.
+    v = v.filter("tpad", stop_mode="clone", stop=END_PAD_FRAMES)
     v = v.filter("trim", end_frame=seg.out_frames).filter("setpts", "PTS-STARTPTS")
     if seg.sar != 1:
         v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")

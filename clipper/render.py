@@ -23,7 +23,7 @@ from clipper.cards import render_card_png
 from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
-from clipper.faces.gate import scan_video, select_frames
+from clipper.faces.gate import confirm_hits, scan_video, select_frames
 from clipper.faces.mask import yuv420_frame_bytes
 from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
 from clipper.graph import (
@@ -472,20 +472,25 @@ def gate_frames(plan: RenderPlan) -> list[int]:
 def check_faces(plan: RenderPlan, path: Path, variant: Variant) -> dict[str, object]:
     """Run the independent face detector over a rendered file; raise AnonymityError if it finds any face."""
     result = scan_video(path, frames=gate_frames(plan))
+    if result.frames_checked == 0:
+        raise AnonymityError(f"the face check read no frame of {variant.filename}", where=str(path))
+    confirmed, dismissed = confirm_hits(path, result.hits)
     summary = {
         "checked": True,
         "detector": result.detector,
         "frames_checked": result.frames_checked,
         "frames": result.frames_decoded,
         "analysis_size": list(result.analysis_size),
-        "faces_found": len(result.hits),
+        "faces_found": len(confirmed),
+        # Candidates the closer look did not confirm, kept so a person can check them (times in the file).
+        "dismissed_on_closer_look": [{"time_s": round(h.time_s, 3), "score": round(h.score, 3)} for h in dismissed],
     }
-    if not result.passed:
-        times = sorted({round(h.time_s, 3) for h in result.hits})
+    if confirmed:
+        times = sorted({round(h.time_s, 3) for h in confirmed})
         listed = ", ".join(f"{t:.2f} s" for t in times[:12]) + (" …" if len(times) > 12 else "")
         raise AnonymityError(
             f"{variant.filename} was not published: the verify detector found a face in "
-            f"{len({h.frame for h in result.hits})} frame(s), at {listed} ({result.summary()})",
+            f"{len({h.frame for h in confirmed})} frame(s), at {listed} ({result.summary()})",
             where=plan.manifest_path.name,
             hint="look at those times with `clipper preview --masks`; if a face shows, raise anonymize.faces.padding "
             "or use mode solid; if it is not a person's face (a poster, a printed face), cover it with a region",

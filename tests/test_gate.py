@@ -234,3 +234,17 @@ def test_corpus_face_in_every_frame_and_nothing_on_the_printed_skull():
     assert {h.frame for h in signer.hits} == set(range(signer.frames_decoded))
     # The signer's face is in the top middle (640x480); the skull print on the T-shirt must never be reported.
     assert all(h.box[3] < 220 and 230 < (h.box[0] + h.box[2]) / 2 < 420 for h in signer.hits)
+
+
+def test_a_real_face_is_confirmed_up_close_and_a_hit_on_flat_grey_is_dismissed(face_video):
+    from clipper.faces.gate import GateHit, confirm_hits
+
+    real = scan_video(face_video).hits
+    assert real
+    # A made-up hit on a grey frame (what detector noise on texture looks like to the closer look).
+    noise = GateHit(frame=3, time_s=3 / 25, box=(100.0, 100.0, 160.0, 160.0), score=0.61, in_mask=None)
+    confirmed, dismissed = confirm_hits(face_video, [*real, noise])
+    assert confirmed == list(real) and dismissed == [noise]
+    # A hit in a frame past the end cannot be looked at again: it stays confirmed.
+    ghost = GateHit(frame=99, time_s=99 / 25, box=(0.0, 0.0, 50.0, 50.0), score=0.7, in_mask=None)
+    assert confirm_hits(face_video, [ghost]) == ([ghost], [])
