@@ -19,6 +19,16 @@ OPT_OUT = {
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "corpus"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CORPUS_VIDEO = CORPUS / "video"
+CORPUS_CLIPS = (
+    sorted(p for p in CORPUS_VIDEO.rglob("*") if p.suffix in (".mp4", ".mkv", ".gif")) if CORPUS_VIDEO.is_dir() else []
+)
+# Marks of every test over the corpus's videos: they skip cleanly in a clone without ../shared.
+CORPUS_VIDEO_MARKS = [
+    pytest.mark.corpus,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CORPUS_CLIPS, reason="../shared/corpus/video is not beside this checkout"),
+]
 
 
 def manifest_text(

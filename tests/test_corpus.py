@@ -7,19 +7,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS_CLIPS, CORPUS_VIDEO_MARKS
 from test_outputs import assert_publishable
 
 from clipper.media import probe
 
-VIDEO = CORPUS / "video"
-CLIPS = sorted(p for p in VIDEO.rglob("*") if p.suffix in (".mp4", ".mkv", ".gif")) if VIDEO.is_dir() else []
+CLIPS = CORPUS_CLIPS
 
-pytestmark = [
-    pytest.mark.corpus,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CLIPS, reason="../shared/corpus/video is not beside this checkout"),
-]
+pytestmark = CORPUS_VIDEO_MARKS
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda p: p.name)

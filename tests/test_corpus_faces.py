@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS_CLIPS, CORPUS_VIDEO_MARKS
 from media import rgb_frames
 
 from clipper.faces.detect import CenterFace
 from clipper.media import probe
 
-VIDEO = CORPUS / "video"
-CLIPS = sorted(p for p in VIDEO.rglob("*") if p.suffix in (".mp4", ".mkv", ".gif")) if VIDEO.is_dir() else []
+CLIPS = CORPUS_CLIPS
 # What an editor adds after the gate flags something that is not a person: the ASL signer's T-shirt carries a
 # printed skull that face detectors score as a face (SOURCES.md calls it a false-positive trap).
 EDITOR_REGIONS = {
@@ -22,11 +21,7 @@ EDITOR_REGIONS = {
 }
 REPORT: dict[str, dict[str, object]] = {}
 
-pytestmark = [
-    pytest.mark.corpus,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CLIPS, reason="../shared/corpus/video is not beside this checkout"),
-]
+pytestmark = CORPUS_VIDEO_MARKS
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda p: p.name)
