@@ -265,3 +265,19 @@ def test_a_face_the_detector_never_saw_is_caught_by_the_gate_and_nothing_is_publ
         render_manifest(path, detector=blind)
     out = tmp_path / "out" / "clip"
     assert not [p for p in out.rglob("*") if p.suffix in (".mp4", ".json") or ".partial" in p.name]
+
+
+def test_the_cli_renders_faces_quietly(tmp_path, write_manifest):
+    import subprocess
+    import sys
+
+    face_video(tmp_path / "face.mp4", frames=25)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1}], faces=PIXELATE)
+    r = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "render", str(path), "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no runtime chatter (LiteRT prints an INFO line on every model load)

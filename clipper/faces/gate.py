@@ -12,11 +12,14 @@ cell of a 48x48 grid; boxes relative to the anchor in input pixels; sigmoid scor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
+import os
+import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +53,20 @@ def model_path() -> Path:
     return MODEL_PATH
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: LiteRT's C++ side prints an INFO line there on every load."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @functools.cache
 def _interpreter(path: Path, thread: int):  # noqa: ANN202 (ai-edge-litert has no type stubs)
     """Load the model from exactly the bytes whose sha256 was checked; any mismatch stops the job.
@@ -78,8 +95,9 @@ def _interpreter(path: Path, thread: int):  # noqa: ANN202 (ai-edge-litert has n
             "the verify gate's model runtime is missing (package 'ai-edge-litert' not installed)",
             hint="reinstall clipper: pip install .",
         ) from e
-    interpreter = Interpreter(model_content=data, num_threads=1)
-    interpreter.allocate_tensors()
+    with _quiet_stderr():
+        interpreter = Interpreter(model_content=data, num_threads=1)
+        interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     if tuple(inp["shape"]) != (1, INPUT_PX, INPUT_PX, 3):
         raise ClipperError(f"the verify gate's face model takes {inp['shape']}, expected 1x{INPUT_PX}x{INPUT_PX}x3")
