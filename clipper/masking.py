@@ -9,7 +9,7 @@ import numpy as np
 
 from clipper.analyze import FaceAnalysis
 from clipper.faces.follow import CropPath, plan_crop
-from clipper.faces.mask import apply_masks_yuv420, yuv420_frame_bytes, yuv420_planes
+from clipper.faces.mask import BLACK_YUV, apply_masks_yuv420, yuv420_frame_bytes, yuv420_planes
 from clipper.graph import PipeLayout, region_pixels
 from clipper.plan import RenderPlan
 
@@ -60,7 +60,7 @@ class FrameMasker:
             for r in self._moving:
                 if r.start_frame <= index < r.end_frame:
                     box = region_pixels(r.box_at(index), pw, ph)
-                    apply_masks_yuv420(frame, cw, ch, [box], mode=r.mode)  # type: ignore[arg-type]
+                    apply_masks_yuv420(frame, cw, ch, [box], mode=r.mode, solid=BLACK_YUV)  # type: ignore[arg-type]
         return frame
 
 

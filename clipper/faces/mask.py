@@ -111,6 +111,8 @@ def _shaped(box: PixelBox, shape: MaskShape) -> PixelBox:
 # gate fired on black boxes over heads in 4 of 56 frames at 0.6; on grey ones in none).
 SOLID_RGB = 128
 SOLID_YUV = (126, 128, 128)
+# Regions (not faces) stay black, like the ones ffmpeg draws for fixed regions.
+BLACK_YUV = (16, 128, 128)
 
 
 def apply_masks(
@@ -156,6 +158,7 @@ def apply_masks_yuv420(
     mode: MaskMode = "pixelate",
     shape: MaskShape = "box",
     full_frame: bool = False,
+    solid: tuple[int, int, int] = SOLID_YUV,
 ) -> np.ndarray:
     """Mask `boxes` in one raw yuv420p frame (limited range), in place; the same masks as apply_masks.
 
@@ -171,8 +174,8 @@ def apply_masks_yuv420(
         ew, eh = (x + bw + 1) // 2 * 2 - ex, (y + bh + 1) // 2 * 2 - ey
         block = block_px(bw, bh)
         block += block % 2
-        _mask_plane(y_plane, (ex, ey, ew, eh), block=block, mode=mode, shape=shape, fill=SOLID_YUV[0])
+        _mask_plane(y_plane, (ex, ey, ew, eh), block=block, mode=mode, shape=shape, fill=solid[0])
         chroma = (ex // 2, ey // 2, ew // 2, eh // 2)
-        for plane, fill in ((u_plane, SOLID_YUV[1]), (v_plane, SOLID_YUV[2])):
+        for plane, fill in ((u_plane, solid[1]), (v_plane, solid[2])):
             _mask_plane(plane, chroma, block=block // 2, mode=mode, shape=shape, fill=fill)
     return buf
