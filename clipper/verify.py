@@ -101,8 +101,54 @@ def foreign_tags(path: Path) -> list[str]:
     return bad
 
 
+# Compressed media is random-looking: a 4-byte string turns up by chance about once in 4 GB, in 0.3 % of
+# 13 MB files (a 1080p render once failed on "Lavc" found inside its video data). Needles shorter than this
+# are therefore looked for everywhere but in the media payload (mdat), where they carry no meaning; longer
+# ones (x264's "x264 - core" SEI, which lives in the payload, and file names) everywhere.
+SHORT_NEEDLE = 6
+
+
 def find_bytes(path: Path, needles: tuple[bytes, ...], *, chunk: int = 8 << 20) -> list[bytes]:
-    """Return which of `needles` occur anywhere in the file (read once, in overlapping chunks)."""
+    """Return which of `needles` occur in the file: long ones anywhere, short ones outside the media payload."""
+    short = tuple(n for n in needles if len(n) < SHORT_NEEDLE)
+    long_ = tuple(n for n in needles if len(n) >= SHORT_NEEDLE)
+    found = set(_find_anywhere(path, long_, chunk=chunk)) | set(_find_outside_mdat(path, short))
+    return [n for n in needles if n in found]
+
+
+def _find_outside_mdat(path: Path, needles: tuple[bytes, ...]) -> list[bytes]:
+    """Which needles occur in the file's top-level boxes other than mdat (headers, index, metadata)."""
+    if not needles:
+        return []
+    found: set[bytes] = set()
+    with path.open("rb") as f:
+        end = path.stat().st_size
+        while f.tell() < end:
+            start = f.tell()
+            head = f.read(8)
+            if len(head) < 8:
+                found.update(n for n in needles if n in head)
+                break
+            size, kind = struct.unpack(">I4s", head)
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0]
+            elif size == 0:
+                size = end - start
+            if size < 8:  # not a box structure we can walk: search the rest as it is
+                rest = head + f.read()
+                found.update(n for n in needles if n in rest)
+                break
+            if kind == b"mdat":
+                f.seek(start + size)
+                continue
+            f.seek(start)
+            body = f.read(size)
+            found.update(n for n in needles if n in body)
+    return [n for n in needles if n in found]
+
+
+def _find_anywhere(path: Path, needles: tuple[bytes, ...], *, chunk: int = 8 << 20) -> list[bytes]:
+    """Which needles occur anywhere in the file (read once, in overlapping chunks)."""
     if not needles:
         return []
     overlap = max(len(n) for n in needles)

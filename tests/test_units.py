@@ -501,3 +501,19 @@ def test_keyframed_region_box_is_linear_between_keyframes_and_held_outside():
     assert r.box_at(15) == pytest.approx((0.25, 0.1, 0.2, 0.1))
     assert r.box_at(30) == pytest.approx((0.5, 0.2, 0.3, 0.1))
     assert r.box_at(99) == (0.5, 0.2, 0.3, 0.1)
+
+
+def test_short_fingerprints_count_outside_the_media_payload_only(tmp_path):
+    # A 1080p render once failed on "Lavc" found by chance inside its compressed video data.
+    import struct
+
+    from clipper.verify import FINGERPRINTS, find_bytes
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(body), kind) + body
+
+    p = tmp_path / "f.mp4"
+    p.write_bytes(box(b"ftyp", b"isom") + box(b"mdat", b"\x00Lavc\x01random x264 - core") + box(b"moov", b"udta Lavf"))
+    assert find_bytes(p, FINGERPRINTS) == [b"x264 - core", b"Lavf"]
+    p.write_bytes(box(b"ftyp", b"isom") + box(b"mdat", b"\x00Lavc\x01") + box(b"moov", b"clean"))
+    assert find_bytes(p, FINGERPRINTS) == []
