@@ -28,7 +28,7 @@ lint: setup
 
 ## Speed as ratios to a bare ffmpeg run of the same encode.
 bench: setup
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --faces
 
 ## Regenerate manifests/clipper.schema.json from the manifest models.
 schema: setup

@@ -73,7 +73,9 @@ def test_every_frame_of_every_variant_has_the_face_masked(tmp_path, write_manife
     tik = rgb_frames(by_platform["tiktok"].path)
     _assert_faces_hidden(tik, boxes, k, 0, (1920 - 360 * k) / 2)
     side = json.loads(by_platform["telegram"].sidecar.read_text())
-    assert side["faces"]["frames"] == 40 and side["faces"]["frames_with_faces_detected"] == 40
+    # The detector ran on every 2nd frame (and the last); the tracker covered the ones between (checked above).
+    assert side["faces"]["analysis_stride"] == 2
+    assert side["faces"]["frames"] == 40 and side["faces"]["frames_with_faces_detected"] == 21
     assert side["anonymity"]["faces"].startswith("masked: pixelate")
 
 
@@ -103,7 +105,8 @@ class Missing:
         pytest.param(set(range(8, 70)), id="62-frame-gap-bridged"),
     ],
 )
-def test_frames_the_detector_misses_are_still_masked(tmp_path, write_manifest, render_manifest, miss):
+def test_frames_the_detector_misses_are_still_masked(tmp_path, write_manifest, render_manifest, miss, monkeypatch):
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "1")  # misses counted frame by frame
     src, boxes = face_video(tmp_path / "face.mp4", frames=75, face_px=70)
     path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 3}], faces=PIXELATE)
     detector = Missing(miss)
@@ -116,7 +119,8 @@ def test_frames_the_detector_misses_are_still_masked(tmp_path, write_manifest, r
     assert side["frames_held"] + side["frames_interpolated"] >= len(miss)
 
 
-def test_a_detector_that_fails_stops_the_job_and_writes_nothing(tmp_path, write_manifest, render_manifest):
+def test_a_detector_that_fails_stops_the_job_and_writes_nothing(tmp_path, write_manifest, render_manifest, monkeypatch):
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "1")
     face_video(tmp_path / "face.mp4", frames=30)
 
     class Broken(Missing):
@@ -152,7 +156,7 @@ def test_analysis_is_shared_by_variants_and_reused_by_later_renders(tmp_path, wr
     )
     detector = Missing(set())
     results = render_manifest(path, detector=detector)
-    assert detector.calls == 30  # two variants, one analysis
+    assert detector.calls == 16  # two variants, one analysis (every 2nd frame of 30, and the last)
     assert [json.loads(r.sidecar.read_text())["faces"]["segments"][0]["from_cache"] for r in results] == [False] * 2
     again = Missing(set())
     (preview,) = render_manifest(path, detector=again, preview=True)
@@ -178,13 +182,14 @@ def test_cuts_of_different_sizes_and_odd_sizes_go_through_the_pipe(tmp_path, wri
     _assert_faces_hidden(frames[50:], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
 
 
-def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_manifest):
+def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_manifest, monkeypatch):
     from PIL import Image
 
     from clipper.review import review
 
     face_video(tmp_path / "face.mp4", frames=50)
     path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 2}], faces=PIXELATE)
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "1")
     sheet, count = review(path, tmp_path / "out", detector=Missing(set(range(20, 30))))
     assert sheet == tmp_path / "out" / "clip" / "clip.review.png"
     # 12 least confident + the held stretch's first, middle and last frames (some may coincide)
