@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,6 +291,11 @@ class GateResult:
         return line
 
 
+# The detector runs in this many threads (one interpreter each; inference releases the GIL) while the main
+# thread decodes.
+GATE_THREADS = min(2, os.cpu_count() or 1)
+
+
 def scan_video(
     path: Path,
     *,
@@ -322,23 +328,34 @@ def scan_video(
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate
-            for index, frame in enumerate(container.decode(stream)):
-                decoded += 1
-                if wanted is not None and index not in wanted:
-                    continue
-                width, height = frame.width, frame.height
-                size = det.analysis_size(width, height)
-                rgb = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
-                checked += 1
-                found = det.detect(rgb)
-                if not found:
-                    continue
-                sx, sy = width / size[0], height / size[1]
-                t = float(frame.time) if frame.time is not None else (index / float(rate) if rate else math.nan)
-                regions = masked_regions(index) if masked_regions else None
-                for d in found:
-                    box = (d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
-                    hits.append(GateHit(index, t, box, d.score, None if regions is None else _inside(box, regions)))
+            pending: list[tuple[int, float, int, int, Future[list[Detection]]]] = []
+
+            def collect(limit: int) -> None:
+                # Results are taken in frame order; at most `limit` frames stay in flight.
+                while len(pending) > limit:
+                    index, t, fw, fh, future = pending.pop(0)
+                    found = future.result()
+                    if not found:
+                        continue
+                    sx, sy = fw / size[0], fh / size[1]
+                    regions = masked_regions(index) if masked_regions else None
+                    for d in found:
+                        box = (d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
+                        hits.append(GateHit(index, t, box, d.score, None if regions is None else _inside(box, regions)))
+
+            with ThreadPoolExecutor(max_workers=GATE_THREADS) as pool:
+                for index, frame in enumerate(container.decode(stream)):
+                    decoded += 1
+                    if wanted is not None and index not in wanted:
+                        continue
+                    width, height = frame.width, frame.height
+                    size = det.analysis_size(width, height)
+                    rgb = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+                    checked += 1
+                    t = float(frame.time) if frame.time is not None else (index / float(rate) if rate else math.nan)
+                    pending.append((index, t, width, height, pool.submit(det.detect, rgb)))
+                    collect(4 * GATE_THREADS)
+                collect(0)
     except av.FFmpegError as e:
         raise MediaError(f"cannot decode the file to check it for faces: {e}", where=str(path)) from e
     if wanted is not None and (missing := sorted(f for f in wanted if f >= decoded)):
