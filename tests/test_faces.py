@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 from media import face_video, rgb_frames
+from test_outputs import _children
 
 from clipper.errors import AnonymityError, ClipperError
 from clipper.faces.detect import CenterFace
@@ -130,8 +132,10 @@ def test_a_detector_that_fails_stops_the_job_and_writes_nothing(tmp_path, write_
             return super().detect(rgb)
 
     path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1.2}], faces=PIXELATE)
-    with pytest.raises(ClipperError, match="face detector failed on frame 10"):
+    with pytest.raises(ClipperError, match="face detector failed on frame 10") as raised:
         render_manifest(path, detector=Broken(set()))
+    # Checked while the exception (and with it the failing frame) is still alive: the decoder must not wait on GC.
+    assert raised.value and _children(os.getpid()) == []
     out = tmp_path / "out" / "clip"
     assert not [p for p in out.rglob("*") if p.suffix in (".mp4", ".json") or ".partial" in p.name]
 
@@ -286,3 +290,29 @@ def test_the_cli_renders_faces_quietly(tmp_path, write_manifest):
     )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # no runtime chatter (LiteRT prints an INFO line on every model load)
+
+
+def test_a_failing_mask_step_kills_both_ffmpeg_processes_at_once():
+    from clipper.errors import FfmpegError
+    from clipper.ffmpeg import run_ffmpeg_pipeline
+
+    src = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=10", "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    sink = ["-f", "rawvideo", "-pix_fmt", "gray", "-s", "320x240", "-i", "pipe:0", "-f", "null", "-"]
+
+    def transform(i, frame):
+        if i == 3:
+            raise RuntimeError("mask step failed")
+        return frame
+
+    with pytest.raises(RuntimeError) as raised:
+        run_ffmpeg_pipeline(src, sink, frame_bytes=320 * 240, transform=transform, what="test")
+    assert raised.value and _children(os.getpid()) == []
+    assert run_ffmpeg_pipeline(src, sink, frame_bytes=320 * 240, transform=lambda i, f: f, what="test") == 250
+    with pytest.raises(FfmpegError):
+        run_ffmpeg_pipeline(
+            ["-f", "lavfi", "-i", "nosuchsource", "-f", "rawvideo", "-"],
+            sink,
+            frame_bytes=1,
+            transform=lambda i, f: f,
+            what="test",
+        )
