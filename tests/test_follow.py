@@ -10,7 +10,6 @@ import pytest
 from clipper.faces.follow import (
     CropPath,
     FollowSettings,
-    crop_frame,
     crop_size,
     plan_crop,
 )
@@ -266,14 +265,3 @@ def test_bad_input_is_refused() -> None:
         FollowSettings(max_speed=0)
     with pytest.raises(ValueError, match="leave the frame"):
         CropPath(608, 1080, (1400,), (0,), False, "", W, H)
-
-
-def test_crop_frame_cuts_the_window_out_contiguously() -> None:
-    frames = [(face(400),)] * 3
-    p = plan_crop(frames, W, H, TALL, FPS)
-    frame = np.arange(H * W * 3, dtype=np.uint32).astype(np.uint8).reshape(H, W, 3)
-    out = crop_frame(frame, p, 1)
-    assert out.shape == (1080, 608, 3) and out.flags.c_contiguous
-    assert np.array_equal(out, frame[:, 96 : 96 + 608])
-    with pytest.raises(ValueError):
-        crop_frame(frame[:, :1000], p, 0)

@@ -221,14 +221,6 @@ def plan_crop(
     )
 
 
-def crop_frame(frame: np.ndarray, path: CropPath, n: int) -> np.ndarray:
-    """Frame n's window cut out of an H x W x C frame, as a C-contiguous array ready to write to a pipe."""
-    if frame.shape[0] != path.src_height or frame.shape[1] != path.src_width:
-        raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, path is for {path.src_width}x{path.src_height}")
-    x, y, w, h = path.window(n)
-    return np.ascontiguousarray(frame[y : y + h, x : x + w])
-
-
 def _segments(cuts: Sequence[int] | None, n: int) -> list[int]:
     """Start frames of the shots, 0 first; cuts at 0 or n are no-ops, anything else outside 0..n is an error."""
     starts = {0}

