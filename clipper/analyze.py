@@ -64,10 +64,15 @@ def default_detector() -> CenterFace:
     return CenterFace(width=analysis_width(), threads=min(2, os.cpu_count() or 1))
 
 
-def cache_dir(out_root: Path) -> Path:
-    """Where face analyses are kept: CLIPPER_CACHE_DIR, or .cache/faces under the output folder."""
+def cache_root(out_root: Path) -> Path:
+    """Where analyses shared by every variant are kept: CLIPPER_CACHE_DIR, or .cache under the output folder."""
     override = os.environ.get("CLIPPER_CACHE_DIR")
-    return Path(override) / "faces" if override else Path(out_root) / ".cache" / "faces"
+    return Path(override) if override else Path(out_root) / ".cache"
+
+
+def cache_dir(out_root: Path) -> Path:
+    """Where face analyses are kept: faces/ under cache_root."""
+    return cache_root(out_root) / "faces"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
-from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir
+from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root
 from clipper.cards import render_card_png
 from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
@@ -225,6 +225,46 @@ def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
     return gain
 
 
+def loudness_key(plan: RenderPlan, source_hashes: dict[str, str]) -> str:
+    """What determines the loudness passes: the measuring command with each source named by its content hash."""
+    argv = measure_cmd(plan)
+    paths = {str(s.path): source_hashes[s.source] for s in plan.segments}
+    # Input queue sizes only keep ffmpeg-python's inputs distinct (graph._input); they change nothing measured.
+    named = [paths.get(a, a) for i, a in enumerate(argv) if "-thread_queue_size" not in argv[max(0, i - 1) : i + 1]]
+    return hashlib.sha256(json.dumps([__version__, named]).encode()).hexdigest()
+
+
+def cached_loudness(plan: RenderPlan, cache: Path, source_hashes: dict[str, str]) -> LoudnessGain | None:
+    """plan_loudness, kept in `cache` so later variants of the same clip skip the measuring passes."""
+    path = cache / "loudness" / f"{loudness_key(plan, source_hashes)}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("silent"):
+            return None
+        return LoudnessGain(
+            gain_db=float(data["gain_db"]),
+            limiter=bool(data["limiter"]),
+            measured=tuple(Loudness(float(i), float(tp)) for i, tp in data["measured"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or unreadable: measure (a measurement is only ever redone, never guessed)
+    gain = plan_loudness(plan)
+    data = (
+        {"silent": True}
+        if gain is None
+        else {
+            "gain_db": gain.gain_db,
+            "limiter": gain.limiter,
+            "measured": [[m.input_i, m.input_tp] for m in gain.measured],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL}")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+    return gain
+
+
 def render(
     plan: RenderPlan,
     out_root: Path,
@@ -243,8 +283,8 @@ def render(
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder)
     preview = bool(plan.variants) and plan.variants[0].preview
-    gain = None if preview else plan_loudness(plan)
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes)
     faces = None
     if overlays:
         plan = replace(

@@ -120,6 +120,30 @@ def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write
     assert abs(lufs - -14.0) <= 1.0 and peak <= -1.0, (lufs, peak)
 
 
+def test_second_variant_reuses_the_loudness_measurement(tmp_path, write_manifest, render_manifest, monkeypatch):
+    import clipper.render
+
+    tone_video(tmp_path / "src.mp4", seconds=3, size=(320, 240), level_db=-30)
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 2}], platforms=["telegram", "tiktok"])
+    [first] = render_manifest(m, platforms=["telegram"])
+    measured = json.loads(first.sidecar.read_text())["loudness"]
+    assert measured["passes"]
+
+    def must_not_measure(*args, **kwargs):
+        raise AssertionError("measured again although the clip's audio did not change")
+
+    monkeypatch.setattr(clipper.render, "measure_loudness", must_not_measure)
+    [second] = render_manifest(m, platforms=["tiktok"])
+    assert json.loads(second.sidecar.read_text())["loudness"] == measured
+    lufs, _ = measure_loudness(second.path)
+    assert abs(lufs - -14.0) <= 1.0
+
+    # Another cut is another clip: measured afresh.
+    m2 = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.5, "out": 2}], name="other.yaml")
+    with pytest.raises(AssertionError, match="measured again"):
+        render_manifest(m2)
+
+
 def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, render_manifest):
     secret = "Abu-Example-Raqqa"
     src = tmp_path / f"{secret}-interview.mp4"
