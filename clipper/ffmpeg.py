@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +42,31 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+FONTCONFIG_TEMPLATE = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "fonts.dtd">
+<!-- clipper: no font folders at all, so libass can never substitute a system font for a caption's -->
+<fontconfig><cachedir>{cache}</cachedir></fontconfig>
+"""
+
+
+def fontconfig_file() -> Path:
+    """A fontconfig configuration that names no fonts (created once per user in the temporary folder)."""
+    folder = Path(tempfile.gettempdir()) / f"clipper-fontconfig-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    path = folder / "fonts.conf"
+    text = FONTCONFIG_TEMPLATE.format(cache=folder / "cache")
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".fonts.conf.{os.getpid()}"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def ffmpeg_env() -> dict[str, str]:
+    """The environment every ffmpeg clipper starts runs in: fontconfig sees no fonts (see fontconfig_file)."""
+    return {**os.environ, "FONTCONFIG_FILE": str(fontconfig_file())}
 
 
 def hint_for(stderr: str) -> str:
@@ -82,6 +108,7 @@ def run_ffmpeg(
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         cwd=cwd,
+        env=ffmpeg_env(),
         text=True,
         errors="replace",
     ) as proc:
@@ -148,6 +175,7 @@ def _start(args: Sequence[str], *, stdin: bool, stdout: bool, progress: bool = F
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE if (stdout or progress) else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=ffmpeg_env(),
     )
 
 

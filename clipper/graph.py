@@ -10,6 +10,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from clipper.captions.burn import BurnFiles
 from clipper.plan import LogoPlan, RegionPlan, RenderPlan, SegmentPlan, Variant
 from clipper.presets import (
     AUDIO_BITRATE,
@@ -395,6 +396,7 @@ def render_cmd(
     settings: EncodeSettings,
     piped: PipeLayout | None = None,
     reframe: str | None = None,
+    captions: BurnFiles | None = None,
 ) -> list[str]:
     """argv (without the binary) that renders one variant to out_path.
 
@@ -427,6 +429,9 @@ def render_cmd(
     if plan.outro:
         video_parts.append(_card_video(cards["outro"], plan.outro.frames, plan.fps))
     video = video_parts[0] if len(video_parts) == 1 else ffmpeg.concat(*video_parts, v=1, a=0)
+    if captions is not None:
+        # Last, over the finished picture (cards included: cue times count from the output's first frame).
+        video = video.filter("subtitles", filename=str(captions.ass), fontsdir=str(captions.fonts_dir))
 
     audio = _clip_audio(
         plan,

@@ -257,6 +257,18 @@ class Logo(Strict):
     opacity: float = Field(default=1.0, gt=0, le=1)
 
 
+class Subtitles(Strict):
+    """One language's subtitle file, with how it is timed and (optionally) the font its captions are drawn in."""
+
+    file: str = Field(min_length=1, description="WebVTT or SubRip file, relative to the manifest")
+    timed_to: str | None = Field(
+        default=None,
+        description="the source name whose timeline the cues follow (default: the only source), or 'clip' "
+        "for files timed to the clip itself (0 = its first frame after the intro card)",
+    )
+    font: str | None = Field(default=None, description="a .ttf/.otf file to draw this language's captions with")
+
+
 class Cards(Strict):
     """Intro and outro cards and a logo, all optional."""
 
@@ -312,7 +324,16 @@ class Manifest(Strict):
     sources: dict[str, str] = Field(min_length=1, description="name → media file, relative to the manifest")
     segments: list[Segment] = Field(min_length=1)
     anonymize: Anonymize
-    subtitles: dict[str, str] = Field(default_factory=dict, description="language → subtitle file")
+    subtitles: dict[str, str | Subtitles] = Field(
+        default_factory=dict,
+        description="language → subtitle file (timed to the source), or {file, timed_to, font}",
+    )
+
+    def subtitle_spec(self, language: str) -> Subtitles | None:
+        """The subtitle entry of a language, in its long form; None when it has none."""
+        entry = self.subtitles.get(language)
+        return Subtitles(file=entry) if isinstance(entry, str) else entry
+
     cards: Cards = Field(default_factory=Cards)
     outputs: Outputs
 
@@ -434,13 +455,47 @@ def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
             hint = f"did you mean {close[0]!r}?" if close else f"sources are: {', '.join(m.sources)}"
             problems.append(lm.problem(("segments", i, "source"), f"no source named {seg.source!r}", hint))
     if m.subtitles:
-        problems.append(
-            lm.problem(
-                ("subtitles",),
-                f"burned captions {NOT_YET}",
-                "remove 'subtitles' for now; captions come with the caption work",
-            )
-        )
+        for lang in m.outputs.languages:
+            if lang not in m.subtitles:
+                problems.append(
+                    lm.problem(
+                        ("outputs", "languages"),
+                        f"{lang!r} has no subtitle file",
+                        f"add subtitles: {{{lang}: subtitles/FILE.{lang}.vtt}}, or drop {lang!r} from the languages",
+                    )
+                )
+        for lang in m.subtitles:
+            spec = m.subtitle_spec(lang)
+            assert spec is not None
+            where = ("subtitles", lang) if isinstance(m.subtitles[lang], str) else ("subtitles", lang, "file")
+            if not (lm.path.parent / spec.file).is_file():
+                problems.append(
+                    lm.problem(where, f"no such subtitle file: {spec.file}", "paths are relative to the manifest")
+                )
+            if spec.font is not None and not (lm.path.parent / spec.font).is_file():
+                problems.append(
+                    lm.problem(
+                        ("subtitles", lang, "font"),
+                        f"no such font file: {spec.font}",
+                        "paths are relative to the manifest",
+                    )
+                )
+            if spec.timed_to is None and len(m.sources) > 1:
+                problems.append(
+                    lm.problem(
+                        where,
+                        f"the manifest has {len(m.sources)} sources: say which one this file is timed to",
+                        f"write subtitles: {{{lang}: {{file: {spec.file}, timed_to: SOURCE}}}} (or timed_to: clip)",
+                    )
+                )
+            elif spec.timed_to not in (None, "clip") and spec.timed_to not in m.sources:
+                problems.append(
+                    lm.problem(
+                        ("subtitles", lang, "timed_to"),
+                        f"no source named {spec.timed_to!r}",
+                        f"use 'clip' or one of: {', '.join(m.sources)}",
+                    )
+                )
     return problems
 
 

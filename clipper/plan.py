@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from clipper import __version__
+from clipper.captions.read import SubtitleFile
+from clipper.captions.timing import TimedCue, retime
 from clipper.errors import ClipperError, ManifestError
 from clipper.manifest import Card, LoadedManifest
 from clipper.media import MediaFacts
@@ -117,6 +119,17 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class CaptionPlan:
+    """One language's captions: its cues on the output's frames, and the font to draw them with (None: bundled)."""
+
+    language: str
+    file: Path
+    font: Path | None
+    cues: tuple[TimedCue, ...]
+    dropped: int  # cues of the file that fall outside every cut
+
+
+@dataclass(frozen=True)
 class RenderPlan:
     """Everything needed to render every variant of one manifest."""
 
@@ -137,6 +150,7 @@ class RenderPlan:
     variants: tuple[Variant, ...]
     clip_frames: int  # frames of the segments alone
     steps: tuple[str, ...] = field(default=())
+    captions: dict[str, CaptionPlan] = field(default_factory=dict)  # language -> captions (none: no captions)
 
     @property
     def total_frames(self) -> int:
@@ -180,8 +194,10 @@ def plan_clip(
     platforms: list[str] | None = None,
     languages: list[str] | None = None,
     preview: bool = False,
+    subtitles: dict[str, SubtitleFile] | None = None,
 ) -> RenderPlan:
-    """Turn a loaded manifest and its sources' facts into a RenderPlan; raise ManifestError on any problem."""
+    """Turn a loaded manifest, its sources' facts and its subtitle files (read) into a RenderPlan; raise
+    ManifestError on any problem."""
     m = lm.manifest
     problems: list[ClipperError] = []
     used = [seg.source for seg in m.segments]
@@ -366,6 +382,24 @@ def plan_clip(
         "verify: streams, duration, loudness, metadata, index position, size"
         + (", no face found by a second detector" if faces else ""),
     )
+    captions: dict[str, CaptionPlan] = {}
+    intro_frames = intro.frames if intro else 0
+    for lang, sub in (subtitles or {}).items():
+        spec = m.subtitle_spec(lang)
+        if spec is None:
+            continue
+        timed_to = spec.timed_to or (next(iter(m.sources)) if len(m.sources) == 1 else None)
+        cues = retime(
+            sub.cues,
+            segments,
+            fps,
+            intro_frames=intro_frames,
+            clip_frames=clip_frames,
+            source=None if timed_to == "clip" else timed_to,
+        )
+        font = lm.path.parent / spec.font if spec.font else None
+        captions[lang] = CaptionPlan(lang, sub.path, font, tuple(cues), len(sub.cues) - len({c.line for c in cues}))
+
     return RenderPlan(
         manifest_id=m.id,
         title=m.title,
@@ -384,6 +418,7 @@ def plan_clip(
         variants=tuple(variants),
         clip_frames=clip_frames,
         steps=steps,
+        captions=captions,
     )
 
 

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +19,11 @@ from pydantic import BaseModel
 
 from clipper import __version__
 from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root
+from clipper.captions.burn import BurnFiles, check_font_log, write_burn_files
+from clipper.captions.fonts import font_for
+from clipper.captions.layout import LaidOutCue, lay_out, style_for
+from clipper.captions.read import SubtitleError, SubtitleFile, read_subtitles
+from clipper.captions.timing import TimedCue
 from clipper.cards import render_card_png
 from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
@@ -39,7 +44,7 @@ from clipper.graph import (
 from clipper.manifest import LoadedManifest, load_manifest
 from clipper.masking import CroppingMasker, FaceReframe, FrameMasker, needs_pipe, plan_face_reframe
 from clipper.media import MediaFacts, content_hash, probe
-from clipper.plan import RenderPlan, Variant, plan_clip
+from clipper.plan import CaptionPlan, RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
 from clipper.review import OverlayMasker
 from clipper.verify import Expectation, verify_output
@@ -49,9 +54,11 @@ MAX_SIZE_ATTEMPTS = 3
 MAX_LOUDNESS_CORRECTIONS = 2
 LOUDNESS_SETTLED_LU = 0.3
 PARTIAL = ".partial"
-# The face gate checks every frame (see docs/ARCHITECTURE.md for the measurement behind it)…
-GATE_EVERY = 1
-# … and, were it ever sparser, all frames this close to a join or a card edge.
+# The face gate checks every GATE_EVERY-th output frame where the primary detector's masks are steady, and every
+# frame where they are not (see gate_frames). GATE_EVERY is bounded by how long the gate itself can stay blind to
+# a face in view: measured on the corpus (bench/mask_calibration.py --part recall --step 1), see ARCHITECTURE.md.
+GATE_EVERY = 2
+# Every frame this close to a join or a card edge is checked.
 GATE_CUT_MARGIN = 2
 
 
@@ -110,7 +117,31 @@ def prepare(
     """Load, probe and plan a manifest; every problem is raised before any rendering starts."""
     lm = load_manifest(manifest_path)
     facts = probe_sources(lm)
-    return plan_clip(lm, facts, platforms=platforms, languages=languages, preview=preview)
+    subtitles = read_captions(lm, languages or lm.manifest.outputs.languages)
+    return plan_clip(lm, facts, platforms=platforms, languages=languages, preview=preview, subtitles=subtitles)
+
+
+def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, SubtitleFile]:
+    """Read each language's subtitle file and check its font can draw every character; raise on any problem."""
+    out: dict[str, SubtitleFile] = {}
+    for lang in languages:
+        spec = lm.manifest.subtitle_spec(lang)
+        if spec is None:
+            continue
+        sub = read_subtitles(lm.path.parent / spec.file)
+        font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
+        for cue in sub.cues:
+            missing = font.missing("".join(cue.lines))
+            if missing:
+                listed = ", ".join(f"U+{ord(c):04X} {c!r}" for c in sorted(missing))
+                raise SubtitleError(
+                    f"the {lang} caption font ({font.family}) cannot draw {listed}",
+                    where=f"{sub.path}:{cue.line}",
+                    hint="fix the text (a wrong character or encoding?), or name a font that has it: "
+                    f"subtitles: {{{lang}: {{file: {spec.file}, font: fonts/FONT.ttf}}}}",
+                )
+        out[lang] = sub
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- render
@@ -141,6 +172,7 @@ class Sidecar(BaseModel):
     faces: dict[str, object] | None  # None: opted out
     regions: list[dict[str, object]]
     loudness: dict[str, object] | None  # None: the clip is silent
+    captions: dict[str, object] | None = None  # None: no captions for this language
     encode: dict[str, object]
     checks: dict[str, object]
     render_seconds: float
@@ -320,12 +352,13 @@ def _encode(
     on_progress: Callable[[float], None],
     overlays: bool = False,
     face_reframe: FaceReframe | None = None,
+    captions: BurnFiles | None = None,
 ) -> None:
     """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
     what = f"render of {variant.filename}"
     if not needs_pipe(plan) and not overlays:
         run_ffmpeg(
-            render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings),
+            render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, captions=captions),
             what=what,
             log_path=log_path,
             on_progress=on_progress,
@@ -346,7 +379,17 @@ def _encode(
             reframe = "center"
     frames = run_ffmpeg_pipeline(
         decode_cmd(plan, layout),
-        render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, piped=out_layout, reframe=reframe),
+        render_cmd(
+            plan,
+            variant,
+            out,
+            cards=cards,
+            gain=gain,
+            settings=settings,
+            piped=out_layout,
+            reframe=reframe,
+            captions=captions,
+        ),
         frame_bytes=yuv420_frame_bytes(cw, ch),
         transform=transform,
         what=what,
@@ -358,6 +401,37 @@ def _encode(
             f"{what}: {frames} frames went through the masks, expected {plan.clip_frames}",
             hint="the source may be damaged near a cut; re-export it, or move the cut",
         )
+
+
+def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, work: Path) -> BurnFiles:
+    """Lay out a language's cues for a variant's frame (measured in its font) and write what libass reads."""
+    font = font_for(captions.language, captions.font)
+    style = style_for(variant.width, variant.height)
+    laid = []
+    for cue in captions.cues:
+        lines, em = lay_out(cue.lines, font, style, where=f"{captions.file}:{cue.line}")
+        laid.append(LaidOutCue(cue.start, cue.end, lines, em, cue.line))
+    return write_burn_files(laid, font, style, plan.fps, captions.language, work)
+
+
+def write_caption_sidecars(cues: Sequence[TimedCue], fps: Fraction, *, vtt: Path, srt: Path) -> None:
+    """Write the captions as WebVTT and SubRip files timed to the rendered clip (cards included), plain text."""
+    import io
+
+    import webvtt
+
+    def clock(frame: int) -> str:
+        ms = round(Fraction(frame) / fps * 1000)
+        h, rest = divmod(ms, 3_600_000)
+        m, rest = divmod(rest, 60_000)
+        sec, milli = divmod(rest, 1000)
+        return f"{h:02d}:{m:02d}:{sec:02d}.{milli:03d}"
+
+    doc = webvtt.WebVTT(captions=[webvtt.Caption(clock(c.start), clock(c.end), "\n".join(c.lines)) for c in cues])
+    vtt.write_text(doc.content, encoding="utf-8")
+    buf = io.StringIO()
+    doc.write(buf, format="srt")
+    srt.write_text(buf.getvalue().rstrip("\n") + "\n", encoding="utf-8")
 
 
 def _render_variant(
@@ -381,6 +455,10 @@ def _render_variant(
     }
     final = folder / variant.filename
     tmp = folder / f".{variant.filename}{PARTIAL}"
+    captions = plan.captions.get(variant.language)
+    burn = None
+    if captions is not None:
+        burn = prepare_captions(plan, captions, variant, work / f"captions-{variant.language}-{variant.platform}")
     expect = Expectation(
         width=variant.width,
         height=variant.height,
@@ -415,9 +493,13 @@ def _render_variant(
                 faces=faces,
                 overlays=overlays,
                 face_reframe=face_reframe,
+                captions=burn,
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
+            if burn is not None:
+                log_text = (folder / ".logs" / f"{variant.filename}.log").read_text(encoding="utf-8", errors="replace")
+                check_font_log(log_text, what=f"render of {variant.filename}")
             # Previews are checked too (they get passed around): everything but loudness, which their
             # one-pass normalization only approximates.
             report = verify_output(tmp, expect)
@@ -432,7 +514,7 @@ def _render_variant(
             assert variant.max_bytes is not None
             settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
             log.info("%s over its size cap; re-encoding at %d b/s", variant.filename, settings.max_bitrate)
-        gate = check_faces(plan, tmp, variant) if plan.faces is not None else None
+        gate = check_faces(plan, tmp, variant, faces) if plan.faces is not None else None
         sha = _sha256(tmp)
         size = tmp.stat().st_size
         sidecar = Sidecar(
@@ -486,32 +568,78 @@ def _render_variant(
                 "passes": [{"integrated_lufs": m.input_i, "true_peak_dbtp": m.input_tp} for m in gain.measured],
             },
             encode={"preset": settings.preset, "crf": settings.crf, "max_bitrate": settings.max_bitrate},
+            captions=None
+            if captions is None
+            else {
+                "file": captions.file.name,
+                "cues": len(captions.cues),
+                "cues_outside_the_cuts": captions.dropped,
+                "font": burn.font_family if burn else None,
+                "sidecars": [final.with_suffix(ext).name for ext in (".vtt", ".srt")],
+            },
             checks={**report.checks, "faces": gate or {"checked": False, "why": "faces opted out"}},
             render_seconds=round(time.monotonic() - started, 3),
         )
         side_final = final.with_suffix(".json")
         side_tmp = folder / f".{side_final.name}{PARTIAL}"
         side_tmp.write_text(sidecar.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        texts = {}
+        if captions is not None:
+            texts = {ext: folder / f".{final.with_suffix(ext).name}{PARTIAL}" for ext in (".vtt", ".srt")}
+            write_caption_sidecars(captions.cues, plan.fps, vtt=texts[".vtt"], srt=texts[".srt"])
         os.replace(tmp, final)
+        for ext, t in texts.items():
+            os.replace(t, final.with_suffix(ext))
         os.replace(side_tmp, side_final)
     except BaseException:
         tmp.unlink(missing_ok=True)
-        (folder / f".{final.with_suffix('.json').name}{PARTIAL}").unlink(missing_ok=True)
+        for ext in (".json", ".vtt", ".srt"):
+            (folder / f".{final.with_suffix(ext).name}{PARTIAL}").unlink(missing_ok=True)
         raise
     result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)
     return result
 
 
-def gate_frames(plan: RenderPlan) -> list[int]:
-    """Output frames the face gate checks: every GATE_EVERY-th, and every frame near a join or card edge."""
+def gate_every() -> int:
+    """GATE_EVERY, or CLIPPER_GATE_EVERY (1 = every frame of every output, for a final check before publishing)."""
+    raw = os.environ.get("CLIPPER_GATE_EVERY", "").strip()
+    if not raw:
+        return GATE_EVERY
+    if not raw.isdigit() or not 1 <= int(raw) <= GATE_EVERY:
+        # Sparser than the measured bound would let a face the gate sees only now and then slip between checks.
+        raise ClipperError(
+            f"CLIPPER_GATE_EVERY={raw!r} must be between 1 and {GATE_EVERY}", hint="unset it for the default"
+        )
+    return int(raw)
+
+
+def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int | None = None) -> list[int]:
+    """Output frames the face gate checks: every `every`-th (default GATE_EVERY), and all frames where a face is
+    likelier to slip through: near a join or card edge, where masks are held or the picture is dark (the primary
+    detector did not see the face there), and near every frame where the number of masks changes (a face coming
+    into view or leaving it, where a track's first or last detection may be late)."""
+    every = every or gate_every()
     cuts = [plan.intro_frames + s.clip_start_frame for s in plan.segments] + [plan.intro_frames + plan.clip_frames]
-    return select_frames(plan.total_frames, every=GATE_EVERY, cuts=cuts, margin=GATE_CUT_MARGIN)
+    chosen = set(select_frames(plan.total_frames, every=every, cuts=cuts, margin=GATE_CUT_MARGIN))
+    if faces is None or every == 1:
+        return sorted(chosen)
+    previous: tuple[int, bool] | None = None
+    for clip_frame in range(plan.clip_frames):
+        _, mask = faces.mask_at(clip_frame)
+        frame = plan.intro_frames + clip_frame
+        if "held" in mask.reason or "dark" in mask.reason:
+            chosen.add(frame)
+        state = (len(mask.boxes), mask.full_frame)
+        if previous is not None and state != previous:
+            chosen.update(range(max(0, frame - every), min(plan.total_frames, frame + every)))
+        previous = state
+    return sorted(chosen)
 
 
-def check_faces(plan: RenderPlan, path: Path, variant: Variant) -> dict[str, object]:
+def check_faces(plan: RenderPlan, path: Path, variant: Variant, faces: FaceAnalysis | None) -> dict[str, object]:
     """Run the independent face detector over a rendered file; raise AnonymityError if it finds any face."""
-    result = scan_video(path, frames=gate_frames(plan))
+    result = scan_video(path, frames=gate_frames(plan, faces))
     if result.frames_checked == 0:
         raise AnonymityError(f"the face check read no frame of {variant.filename}", where=str(path))
     confirmed, dismissed = confirm_hits(path, result.hits)
@@ -519,6 +647,7 @@ def check_faces(plan: RenderPlan, path: Path, variant: Variant) -> dict[str, obj
         "checked": True,
         "detector": result.detector,
         "frames_checked": result.frames_checked,
+        "every": gate_every(),
         "frames": result.frames_decoded,
         "analysis_size": list(result.analysis_size),
         "faces_found": len(confirmed),

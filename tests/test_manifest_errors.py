@@ -304,11 +304,18 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ("logo-missing", _with(extra="cards:\n  logo: {file: logo.png}\n"), 15, "cards.logo.file", "logo file not found"),
     ("logo-not-png", _with(extra="cards:\n  logo: {file: notes.txt}\n"), 15, "cards.logo.file", "not a readable image"),
     (
-        "subtitles-declared",
+        "subtitles-missing-file",
         _with(extra="subtitles:\n  en: subs/en.vtt\n"),
         15,
-        "subtitles",
-        "burned captions is not available",
+        "subtitles.en",
+        "no such subtitle file: subs/en.vtt",
+    ),
+    (
+        "subtitles-bad-timed-to",
+        _with(extra="subtitles:\n  en: {file: notes.txt, timed_to: intervew}\n"),
+        15,
+        "subtitles.en.timed_to",
+        "no source named 'intervew'",
     ),
     # --- always-masked regions
     (
@@ -368,7 +375,7 @@ ALSO_RENDER = {
     "source-is-text",
     "card-font-missing",
     "logo-missing",
-    "subtitles-declared",
+    "subtitles-missing-file",
     "region-after-clip-end",
 }
 

@@ -1,0 +1,1 @@
+"""Captions: reading subtitle files, linting them, and turning them into burned-in and sidecar captions."""
