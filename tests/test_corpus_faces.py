@@ -25,7 +25,11 @@ pytestmark = CORPUS_VIDEO_MARKS
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda p: p.name)
-def test_corpus_clip_with_faces_masked_passes_both_detectors(tmp_path, write_manifest, render_manifest, clip: Path):
+def test_corpus_clip_with_faces_masked_passes_both_detectors(
+    tmp_path, write_manifest, render_manifest, clip: Path, monkeypatch
+):
+    # Acceptance is on every frame: the gate's sampling (render.gate_frames) is switched off here.
+    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
     facts = probe(clip)
     m = write_manifest(
         {"cam": str(clip)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from clipper.errors import ClipperError
 from clipper.faces import gate, mask
 from clipper.faces.detect import CenterFace
 from clipper.faces.gate import BlazeFace, scan_video, select_frames, tiles
-from clipper.faces.track import TrackingSettings, plan_masks
+from clipper.faces.track import FrameMask, TrackingSettings, plan_masks
+from clipper.render import GATE_EVERY, gate_frames
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -254,3 +256,44 @@ def test_a_real_face_is_confirmed_up_close_and_a_hit_on_flat_grey_is_dismissed(f
     # A hit in a frame past the end cannot be looked at again: it stays confirmed.
     ghost = GateHit(frame=99, time_s=99 / 25, box=(0.0, 0.0, 50.0, 50.0), score=0.7, in_mask=None)
     assert confirm_hits(face_video, [ghost]) == ([ghost], [])
+
+
+def _steady_then_face(n: int, enters: int, held: range) -> SimpleNamespace:
+    """A fake face analysis: no mask before `enters`, one mask after it, held (not detected) in `held`."""
+
+    def mask_at(f: int) -> tuple[int, FrameMask]:
+        if f < enters:
+            return 0, FrameMask(f, (), False, "none")
+        return 0, FrameMask(f, ((10, 10, 50, 50),), False, "held" if f in held else "detected")
+
+    return SimpleNamespace(mask_at=mask_at)
+
+
+def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(monkeypatch):
+    monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
+    plan = SimpleNamespace(
+        intro_frames=10, clip_frames=100, total_frames=120, segments=[SimpleNamespace(clip_start_frame=0)]
+    )
+    frames = gate_frames(plan, _steady_then_face(100, enters=40, held=range(70, 80)), every=3)
+    chosen = set(frames)
+    # Steady stretches are sampled every 3rd frame (from the file's start), never left a longer gap.
+    assert all(b - a <= 3 for a, b in zip(frames, frames[1:], strict=False))
+    assert 25 not in chosen and 26 not in chosen and {24, 27} <= chosen
+    # Card edges (clip starts at 10, ends at 110): every frame within ±2.
+    assert set(range(8, 13)) | set(range(108, 113)) <= chosen
+    # The face comes into view at clip frame 40 (file frame 50): every frame around it.
+    assert set(range(47, 53)) <= chosen
+    # Held masks (clip 70–79 = file 80–89): every frame.
+    assert set(range(80, 90)) <= chosen
+    assert frames[-1] == 119 and len(frames) < 120
+
+
+def test_gate_every_can_be_made_denser_never_sparser(monkeypatch):
+    plan = SimpleNamespace(
+        intro_frames=0, clip_frames=50, total_frames=50, segments=[SimpleNamespace(clip_start_frame=0)]
+    )
+    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
+    assert gate_frames(plan, _steady_then_face(50, enters=0, held=range(0))) == list(range(50))
+    monkeypatch.setenv("CLIPPER_GATE_EVERY", str(GATE_EVERY + 1))
+    with pytest.raises(ClipperError, match="CLIPPER_GATE_EVERY"):
+        gate_frames(plan, None)
