@@ -7,9 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipper import __version__
 from clipper.errors import ClipperError, ManifestError
+
+if TYPE_CHECKING:
+    from clipper.captions.lint import LintIssue
+    from clipper.plan import RenderPlan
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -27,7 +32,48 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             print(f"{path}: ok — {len(plan.variants)} output(s), {plan.duration_s:.2f} s each")
+        # Subtitle lint runs as warnings (errors with --strict-captions): a slow cue is not a broken manifest.
+        issues = lint_plan(plan)
+        for issue in issues:
+            print(f"{issue}", file=sys.stderr)
+        if issues and args.strict_captions:
+            failed += 1
     return 2 if failed else 0
+
+
+def lint_plan(plan: RenderPlan) -> list[LintIssue]:
+    """Lint each caption file a plan uses, with its language's font for the glyph check."""
+    from clipper.captions.fonts import font_for
+    from clipper.captions.lint import lint_files
+
+    out: list[LintIssue] = []
+    for lang, cap in plan.captions.items():
+        font = font_for(lang, cap.font)
+        out += lint_files([cap.file], fps=float(plan.fps), missing_glyphs=font.missing)
+    return out
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from clipper.captions.fonts import font_for
+    from clipper.captions.lint import lint_files
+
+    problems = 0
+    for path in args.files:
+        lang = args.lang or _language_in_name(Path(path))
+        missing = font_for(lang).missing if lang else None
+        issues = lint_files([Path(path)], strict=args.strict, fps=args.fps, missing_glyphs=missing)
+        for issue in issues:
+            print(f"{issue}")
+        problems += len(issues)
+        if not args.quiet and not issues:
+            print(f"{path}: ok" + ("" if lang else " (no language: glyphs not checked; pass --lang)"))
+    return 1 if problems and args.strict else 0
+
+
+def _language_in_name(path: Path) -> str | None:
+    """'interview.ar.vtt' -> 'ar'."""
+    parts = path.name.split(".")
+    return parts[-2] if len(parts) >= 3 and 2 <= len(parts[-2]) <= 3 and parts[-2].isalpha() else None
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -95,7 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check manifests and the files they name, without rendering")
     s.add_argument("files", nargs="+")
     s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--strict-captions", action="store_true", help="subtitle lint findings fail validation")
     s.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("lint", help="check subtitle files: reading speed, line length, timing, glyphs in the font")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--lang", help="language of the files (default: from names like x.ar.vtt); picks the font")
+    s.add_argument("--fps", type=float, default=25.0, help="frame rate for the minimum gap (default 25)")
+    s.add_argument("--strict", action="store_true", help="exit 1 on any finding; unreadable cues are errors")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(func=_cmd_lint)
 
     s = sub.add_parser("schema", help="write the manifest JSON Schema (for editors' YAML plugins)")
     s.add_argument("--out", default="manifests/clipper.schema.json")

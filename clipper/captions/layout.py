@@ -226,9 +226,16 @@ def _colour(rgb: int, alpha: int = 0) -> str:
 
 
 def ass_document(
-    cues: Sequence[LaidOutCue], font: CaptionFont, style: CaptionStyle, fps: Fraction, language: str
+    cues: Sequence[LaidOutCue],
+    font: CaptionFont,
+    style: CaptionStyle,
+    fps: Fraction,
+    language: str,
+    *,
+    alignment: int = 2,
 ) -> str:
-    """A complete ASS script drawing `cues` bottom-centred in the safe zone of a style.width x style.height frame."""
+    """A complete ASS script drawing `cues` in the safe zone of a style.width x style.height frame (alignment is
+    ASS numpad style: 2 = bottom centre, 1 = bottom left, 3 = bottom right)."""
     rtl = is_rtl(language)
 
     def style_line(name: str, em: float) -> str:
@@ -252,7 +259,7 @@ def ass_document(
             "1",
             f"{outline:.2f}",
             f"{shadow:.2f}",
-            "2",
+            str(alignment),
             str(style.left),
             str(style.right),
             str(style.bottom),
