@@ -628,7 +628,10 @@ def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int 
     for clip_frame in range(plan.clip_frames):
         _, mask = faces.mask_at(clip_frame)
         frame = plan.intro_frames + clip_frame
-        if "held" in mask.reason or "dark" in mask.reason:
+        reasons = set(mask.reason.split("+"))
+        # Between two detections a mask is both bridged and held: certain enough. Held alone (before a face's first
+        # detection, after its last, across a long gap) or dark: the primary did not see the face there.
+        if "dark" in reasons or ("held" in reasons and not reasons & {"detected", "interpolated"}):
             chosen.add(frame)
         state = (len(mask.boxes), mask.full_frame)
         if previous is not None and state != previous:

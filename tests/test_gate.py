@@ -288,6 +288,20 @@ def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(
     assert frames[-1] == 119 and len(frames) < 120
 
 
+def test_gate_samples_frames_bridged_between_detections(monkeypatch):
+    # Detection on every 2nd frame (analysis stride 2): the frames between are bridged and held at once.
+    monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
+
+    def mask_at(f: int) -> tuple[int, FrameMask]:
+        return 0, FrameMask(f, ((10, 10, 50, 50),), False, "detected" if f % 2 == 0 else "interpolated+held")
+
+    plan = SimpleNamespace(
+        intro_frames=0, clip_frames=60, total_frames=60, segments=[SimpleNamespace(clip_start_frame=0)]
+    )
+    frames = gate_frames(plan, SimpleNamespace(mask_at=mask_at), every=3)
+    assert len(frames) < 30, frames
+
+
 def test_gate_every_can_be_made_denser_never_sparser(monkeypatch):
     plan = SimpleNamespace(
         intro_frames=0, clip_frames=50, total_frames=50, segments=[SimpleNamespace(clip_start_frame=0)]
