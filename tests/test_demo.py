@@ -21,9 +21,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of manifests/ beside freshly generated footage/, as `make demo` lays them out."""
+    """A copy of manifests/ and subtitles/ beside freshly generated footage/, as `make demo` lays them out."""
     root = tmp_path_factory.mktemp("demo")
     shutil.copytree(REPO / "manifests", root / "manifests")
+    shutil.copytree(REPO / "subtitles", root / "subtitles")
     make_demo_interview(root / "footage" / "demo-interview.mp4")
     return root
 
