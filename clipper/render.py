@@ -569,12 +569,12 @@ def _render_variant(
             },
             encode={"preset": settings.preset, "crf": settings.crf, "max_bitrate": settings.max_bitrate},
             captions=None
-            if captions is None
+            if captions is None or burn is None
             else {
                 "file": captions.file.name,
                 "cues": len(captions.cues),
                 "cues_outside_the_cuts": captions.dropped,
-                "font": burn.font_family if burn else None,
+                "font": burn.font_family,
                 "sidecars": [final.with_suffix(ext).name for ext in (".vtt", ".srt")],
             },
             checks={**report.checks, "faces": gate or {"checked": False, "why": "faces opted out"}},

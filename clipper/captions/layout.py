@@ -145,23 +145,22 @@ def wrap(text: str, font: CaptionFont, em_px: float, max_width: float) -> list[s
             width[i, j] = w
             if w > max_width:
                 break
-    for lines in range(1, n + 1):
-        # best[k][j]: (widest line, cut positions) of the best split of tokens[:j] into k lines
-        best: list[dict[int, tuple[float, list[int]]]] = [{0: (0.0, [])}]
-        for k in range(1, lines + 1):
-            row: dict[int, tuple[float, list[int]]] = {}
-            for j in range(1, n + 1):
-                for i, (worst, cuts) in best[k - 1].items():
-                    w = width.get((i, j))
-                    if i >= j or w is None or w > max_width:
-                        continue
-                    cand = (max(worst, w), [*cuts, j])
-                    # The most balanced split: the widest line as narrow as it can be.
-                    if j not in row or cand[0] < row[j][0] - 1e-6:
-                        row[j] = cand
-            best.append(row)
-        if n in best[lines]:
-            cuts = [0, *best[lines][n][1]]
+    # row[j]: (widest line, cut positions) of the most balanced split of tokens[:j] into k lines; one row per k,
+    # each built from the last, until a split of all n tokens fits (the fewest lines).
+    row: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
+    for _ in range(n):
+        nxt: dict[int, tuple[float, list[int]]] = {}
+        for j in range(1, n + 1):
+            for i, (worst, cuts) in row.items():
+                w = width.get((i, j))
+                if i >= j or w is None or w > max_width:
+                    continue
+                # The most balanced split: the widest line as narrow as it can be.
+                if j not in nxt or max(worst, w) < nxt[j][0] - 1e-6:
+                    nxt[j] = (max(worst, w), [*cuts, j])
+        row = nxt
+        if n in row:
+            cuts = [0, *row[n][1]]
             return [_join(tokens[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
     raise AssertionError("unreachable: one token per line always fits")
 

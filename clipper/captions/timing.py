@@ -63,9 +63,8 @@ def retime(
         for seg in segments:
             if seg.source != source:
                 continue
-            in_s = Fraction(seg.in_frame) / seg.src_fps
-            a = max(0, _first_frame_at(start - in_s, fps))
-            b = min(seg.out_frames, _first_frame_at(end - in_s, fps))
+            a = max(0, _first_frame_at(start - seg.in_s, fps))
+            b = min(seg.out_frames, _first_frame_at(end - seg.in_s, fps))
             if a < b:
                 base = intro_frames + seg.clip_start_frame
                 pieces.append(TimedCue(base + a, base + b, cue.lines, cue.line))
