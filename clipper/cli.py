@@ -117,6 +117,12 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
     from clipper.report import RichProgress, print_summary
 
     plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang, preview=preview)
+    if getattr(args, "voice_only", False):
+        from clipper.render import render_voice_only
+
+        path, verdict = render_voice_only(plan, Path(args.out))
+        print(f"wrote {path} — {verdict}")
+        return 0
     masks = bool(getattr(args, "masks", False))
     if masks and plan.faces is None:
         raise ClipperError(
@@ -173,12 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
             if name == "preview":
                 s.add_argument("--masks", action="store_true", help="draw each face box, track id and score")
+                s.add_argument("--voice-only", action="store_true", help="write just the clip's anonymized sound (WAV)")
             s.set_defaults(func=(lambda a: _cmd_render(a, preview=True)) if name == "preview" else _cmd_render)
 
     s = sub.add_parser("review", help="write a contact sheet of the frames whose face masks need a human look")
     s.add_argument("file")
     s.add_argument("--out", default="output", help="output root folder (default: output)")
     s.set_defaults(func=_cmd_review)
+
+    s = sub.add_parser("voicecheck", help="how linkable a rendered voice is to the original (speaker embeddings)")
+    s.add_argument("original", help="a recording of the original voice (any audio or video file)")
+    s.add_argument("rendered", help="the rendered clip (or any recording) to compare")
+    s.add_argument("--strength", default="strong", help="whose threshold to judge by (default: strong)")
+    s.set_defaults(func=_cmd_voicecheck)
 
     s = sub.add_parser("probe", help="print what clipper knows about media files")
     s.add_argument("media", nargs="+")
@@ -188,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="footage/demo-interview.mp4")
     s.set_defaults(func=_cmd_demo)
     return p
+
+
+def _cmd_voicecheck(args: argparse.Namespace) -> int:
+    from clipper.errors import MediaError
+    from clipper.voice.check import compare_files
+
+    for f in (args.original, args.rendered):
+        if not Path(f).is_file():
+            raise MediaError("no such file", where=f, hint="name an audio or video file")
+    verdict = compare_files(Path(args.original), Path(args.rendered), args.strength)
+    print(f"{args.rendered}: {verdict.line()}")
+    return 0 if verdict.passed else 6
 
 
 def _cmd_review(args: argparse.Namespace) -> int:

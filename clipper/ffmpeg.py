@@ -276,3 +276,25 @@ def run_ffmpeg_pipeline(
     if rc != 0:
         raise _failure(what, rc, stderr)
     return count
+
+
+def read_samples(args: Sequence[str], *, what: str) -> np.ndarray:
+    """Run ffmpeg writing raw float32 samples (f32le) to stdout; return them; FfmpegError if it fails."""
+    proc = _start(args, stdin=False, stdout=True)
+    err: list[bytes] = []
+    assert proc.stdout is not None and proc.stderr is not None
+    drain = _drain(proc.stderr, err)
+    try:
+        data = proc.stdout.read()
+        rc = proc.wait()
+        drain.join()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    if rc != 0:
+        raise _failure(what, rc, b"".join(err).decode(errors="replace"))
+    if len(data) % 4:
+        raise FfmpegError(f"{what}: ffmpeg ended inside a sample ({len(data)} bytes)")
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)

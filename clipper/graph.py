@@ -116,8 +116,10 @@ def _input(spec: str, **opts: object) -> ffmpeg.nodes.FilterableStream:
     return ffmpeg.input(spec, thread_queue_size=512 + next(_input_serial) % 4096, **opts)
 
 
-def _segment_inputs(seg: SegmentPlan, *, video: bool, audio: bool = True) -> tuple[ffmpeg.nodes.FilterableStream, int]:
-    """Open one cut's source, seeking half a frame before its first frame; return (input, lead samples)."""
+def _segment_inputs(
+    seg: SegmentPlan, *, video: bool, audio: bool = True, rate: int = AUDIO_RATE
+) -> tuple[ffmpeg.nodes.FilterableStream, int]:
+    """Open one cut's source, seeking half a frame before its first frame; return (input, lead samples at rate)."""
     # Seeking to the middle of the frame before the cut keeps the cut frame-exact whatever the
     # container's timestamp rounding: the first frame ffmpeg keeps is exactly `in_frame`.
     first_frame_s = seg.video_offset_s + seg.in_s
@@ -132,28 +134,43 @@ def _segment_inputs(seg: SegmentPlan, *, video: bool, audio: bool = True) -> tup
         opts["an"] = None
     stream = _input(str(seg.path), **opts)
     # Audio samples between the seek point and the first frame's time are dropped by count.
-    lead_samples = round((first_frame_s - seek) * AUDIO_RATE)
+    lead_samples = round((first_frame_s - seek) * rate)
     return stream, lead_samples
 
 
-def _segment_audio(stream: ffmpeg.nodes.FilterableStream | None, seg: SegmentPlan, lead: int, fps: Fraction):
+def _segment_audio(
+    stream: ffmpeg.nodes.FilterableStream | None,
+    seg: SegmentPlan,
+    lead: int,
+    fps: Fraction,
+    *,
+    rate: int = AUDIO_RATE,
+    layout: str = "stereo",
+):
     if stream is None or not seg.has_audio:
-        return _silence(seg.out_frames, fps)  # a source with no audio gets exact-length silence
-    samples = round(Fraction(seg.out_frames) / fps * AUDIO_RATE)
+        return _silence(seg.out_frames, fps, rate=rate, layout=layout)  # no audio: exact-length silence
+    samples = round(Fraction(seg.out_frames) / fps * rate)
     # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
     # from the seek point stays true.
-    a = stream.audio.filter("aresample", AUDIO_RATE, first_pts=0)
-    a = a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+    a = stream.audio.filter("aresample", rate, first_pts=0)
+    a = a.filter("aformat", sample_fmts="fltp", sample_rates=rate, channel_layouts=layout)
     if lead:
         a = a.filter("atrim", start_sample=lead)
     a = a.filter("asetpts", "PTS-STARTPTS").filter("apad")
     return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
 
 
-def _silence(frames: int, fps: Fraction):
-    samples = round(Fraction(frames) / fps * AUDIO_RATE)
-    a = _input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{samples / AUDIO_RATE + 0.1:.6f}")
+def _silence(frames: int, fps: Fraction, *, rate: int = AUDIO_RATE, layout: str = "stereo"):
+    samples = round(Fraction(frames) / fps * rate)
+    a = _input(f"anullsrc=r={rate}:cl={layout}", f="lavfi", t=f"{samples / rate + 0.1:.6f}")
     return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+
+
+def segment_sound_cmd(seg: SegmentPlan, fps: Fraction, rate: int) -> list[str]:
+    """argv (without the binary) writing one cut's sound to stdout: mono float32 at `rate`, exactly its length."""
+    stream, lead = _segment_inputs(seg, video=False, rate=rate) if seg.has_audio else (None, 0)
+    a = _segment_audio(stream, seg, lead, fps, rate=rate, layout="mono")
+    return ffmpeg.output(a, "-", f="f32le", acodec="pcm_f32le").compile(cmd="ffmpeg")[1:]
 
 
 def region_pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
@@ -365,21 +382,33 @@ def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
     return ffmpeg.overlay(v, img, x=x, y=y, shortest=1, format="auto")
 
 
-def _clip_audio(plan: RenderPlan, inputs: list[tuple[object, int]]):
+def _clip_audio(plan: RenderPlan, inputs: list[tuple[object, int]], sound: Path | None = None):
+    """The clip's sound: the cuts' audio (or the rewritten `sound` of the whole clip), between card silences."""
     parts = []
     if plan.intro:
         parts.append(_silence(plan.intro.frames, plan.fps))
+    if sound is not None:
+        samples = round(Fraction(plan.clip_frames) / plan.fps * AUDIO_RATE)
+        a = _input(str(sound)).audio.filter("aresample", AUDIO_RATE)
+        a = a.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+        parts.append(a.filter("apad").filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS"))
     for seg, (stream, lead) in zip(plan.segments, inputs, strict=True):
-        parts.append(_segment_audio(stream, seg, lead, plan.fps))
+        if sound is None:
+            parts.append(_segment_audio(stream, seg, lead, plan.fps))
     if plan.outro:
         parts.append(_silence(plan.outro.frames, plan.fps))
     return parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=0, a=1)
 
 
-def measure_cmd(plan: RenderPlan, gain: LoudnessGain | None = None) -> list[str]:
+def _audio_inputs(plan: RenderPlan, sound: Path | None) -> list[tuple[object, int]]:
+    if sound is not None:
+        return [(None, 0) for _ in plan.segments]  # the rewritten sound replaces every cut's audio
+    return [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
+
+
+def measure_cmd(plan: RenderPlan, gain: LoudnessGain | None = None, sound: Path | None = None) -> list[str]:
     """argv (without the binary) that measures the clip's loudness, after `gain` if given; writes nothing."""
-    inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
-    audio = _clip_audio(plan, inputs)
+    audio = _clip_audio(plan, _audio_inputs(plan, sound), sound)
     if gain is not None:
         audio = _apply_gain(audio, gain).filter("aresample", AUDIO_RATE)
     audio = audio.filter("loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU, print_format="json")
@@ -397,23 +426,25 @@ def render_cmd(
     piped: PipeLayout | None = None,
     reframe: str | None = None,
     captions: BurnFiles | None = None,
+    sound: Path | None = None,
 ) -> list[str]:
     """argv (without the binary) that renders one variant to out_path.
 
     With `piped`, the picture of the cuts is read as raw frames from stdin (masked on the way, see
-    render.py) and only the sound is read from the sources.
+    render.py) and only the sound is read from the sources. With `sound`, the clip's sound is that file (the
+    voice changed, bleeps applied) and no audio is read from the sources at all.
     """
     if piped is None:
         if any(r.keyframes for r in plan.regions) or plan.faces is not None:
             # Fail closed: moving regions and faces are masked only in the pipe; never render without it.
             raise ValueError("faces and moving regions are masked in the pipe: render_cmd needs `piped`")
-        inputs = [_segment_inputs(seg, video=True) for seg in plan.segments]
+        inputs = [_segment_inputs(seg, video=True, audio=sound is None) for seg in plan.segments]
         parts_v = [
             _segment_video(stream, seg, plan, variant) for seg, (stream, _) in zip(plan.segments, inputs, strict=True)
         ]
         clip_v = parts_v[0] if len(parts_v) == 1 else ffmpeg.concat(*parts_v, v=1, a=0)
     else:
-        inputs = [_segment_inputs(seg, video=False) if seg.has_audio else (None, 0) for seg in plan.segments]
+        inputs = _audio_inputs(plan, sound)  # type: ignore[assignment]
         # `reframe` overrides the plan's: a face-following crop arrives already cut to the platform's shape
         # ("center" then only scales it), and a face reframe that falls back uses pad-blur.
         mode = reframe or plan.reframe
@@ -435,7 +466,11 @@ def render_cmd(
 
     audio = _clip_audio(
         plan,
-        [(s if seg.has_audio else None, lead) for seg, (s, lead) in zip(plan.segments, inputs, strict=True)],
+        [
+            (s if seg.has_audio and sound is None else None, lead)
+            for seg, (s, lead) in zip(plan.segments, inputs, strict=True)
+        ],
+        sound,
     )
     if gain is not None:
         audio = _apply_gain(audio, gain)

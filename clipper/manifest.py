@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -52,7 +54,6 @@ TimecodeField = Annotated[
 PlatformName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-NOT_YET = "is not available in this version of clipper"
 
 
 class Strict(BaseModel):
@@ -62,25 +63,10 @@ class Strict(BaseModel):
 
 
 class OptOut(Strict):
-    """An explicit, reasoned decision not to anonymize a channel (the voice, until voice changing lands)."""
+    """An explicit, reasoned decision not to anonymize a channel."""
 
-    mode: Literal["none"] = Field(description="'none' is the only mode in this version")
+    mode: Literal["none"] = Field(description="'none': this channel is not anonymized, for the reason given")
     reason: str = Field(min_length=10, description="why this clip needs no anonymization on this channel")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_opt_out_exists_yet(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "mode" in data and data["mode"] != "none":
-            raise ValueError(
-                f"mode {data['mode']!r} {NOT_YET}; until it is, the only accepted value is an explicit "
-                'opt-out: {mode: none, reason: "…why nobody can be identified…"}'
-            )
-        if isinstance(data, dict) and "method" in data:
-            raise ValueError(
-                f"method {data['method']!r} {NOT_YET}; until it is, the only accepted value is an explicit "
-                'opt-out: {mode: none, reason: "…why nobody can be identified…"}'
-            )
-        return data
 
     @field_validator("reason")
     @classmethod
@@ -88,6 +74,81 @@ class OptOut(Strict):
         if len(v.split()) < 2:
             raise ValueError("write the reason out in words (at least a short sentence)")
         return v
+
+
+class TimeSpan(Strict):
+    """A stretch of time [from, to), on the timeline named by the owner's timed_to."""
+
+    from_: TimecodeField = Field(alias="from")
+    to: TimecodeField
+
+    @model_validator(mode="after")
+    def _from_before_to(self) -> TimeSpan:
+        if self.from_.seconds is not None and self.to.seconds is not None and self.to.seconds <= self.from_.seconds:
+            raise ValueError(f"'to' ({self.to}) must come after 'from' ({self.from_})")
+        return self
+
+
+TIMED_TO = (
+    "the source name whose timeline these times follow (default: the only source), or 'clip' "
+    "(0 = the clip's first frame after the intro card)"
+)
+
+
+class VoiceChange(Strict):
+    """The interviewee's voice changed by a method at a strength; its parameters come from a secret, per speaker."""
+
+    method: Literal["mcadams", "vocoder"] = Field(
+        description="vocoder (WORLD: pitch and formants moved toward a secret pseudo-voice) or mcadams (LPC poles)"
+    )
+    strength: Literal["light", "medium", "strong"] = Field(
+        default="strong", description="presets measured by make bench-voice (README: Voice)"
+    )
+    speaker: str = Field(
+        description="a stable pseudonym for the person (never their name): the same pseudonym sounds the same in "
+        "every clip; the parameters it selects come from the team's secret, never from the manifest"
+    )
+    spans: list[TimeSpan] | None = Field(
+        default=None, min_length=1, description="only these stretches are changed (default: the whole clip)"
+    )
+    timed_to: str | None = Field(default=None, description=TIMED_TO)
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker_is_a_pseudonym(cls, v: str) -> str:
+        if not ID.match(v):
+            raise ValueError(
+                f"{v!r}: use a pseudonym of lower-case letters, digits, '.', '_' or '-' (e.g. defector-07)"
+            )
+        return v
+
+
+def _voice_kind(data: Any) -> str:
+    if isinstance(data, dict) and "method" not in data and "mode" in data:
+        return "voice-opt-out"
+    return "voice-change"
+
+
+Voice = Annotated[
+    Annotated[VoiceChange, Tag("voice-change")] | Annotated[OptOut, Tag("voice-opt-out")],
+    Discriminator(_voice_kind),
+]
+
+
+class Bleep(Strict):
+    """A stretch of sound replaced entirely (a name, a place); caption words under it become a marker."""
+
+    from_: TimecodeField = Field(alias="from")
+    to: TimecodeField
+    reason: str = Field(min_length=3, description="what is bleeped and why (listed by clipper plan, never published)")
+    sound: Literal["tone", "silence"] = "tone"
+    timed_to: str | None = Field(default=None, description=TIMED_TO)
+
+    @model_validator(mode="after")
+    def _from_before_to(self) -> Bleep:
+        if self.from_.seconds is not None and self.to.seconds is not None and self.to.seconds <= self.from_.seconds:
+            raise ValueError(f"'to' ({self.to}) must come after 'from' ({self.from_})")
+        return self
 
 
 # Face masks reach this far beyond the detected box on every side, as a fraction of its size; an editor may
@@ -205,8 +266,9 @@ class Anonymize(Strict):
     """How identities are protected; faces and voice must be declared, never implied."""
 
     faces: FaceMasking
-    voice: OptOut
+    voice: Voice
     regions: list[Region] = Field(default_factory=list)
+    bleeps: list[Bleep] = Field(default_factory=list, description="sounds removed, with their caption words")
 
 
 class Segment(Strict):
@@ -496,6 +558,26 @@ def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
                         f"use 'clip' or one of: {', '.join(m.sources)}",
                     )
                 )
+    timed: list[tuple[tuple[str | int, ...], str | None]] = [
+        (("anonymize", "bleeps", i), b.timed_to) for i, b in enumerate(m.anonymize.bleeps)
+    ]
+    if isinstance(m.anonymize.voice, VoiceChange) and m.anonymize.voice.spans:
+        timed.append((("anonymize", "voice"), m.anonymize.voice.timed_to))
+    for loc, timed_to in timed:
+        if timed_to is None and len(m.sources) > 1:
+            problems.append(
+                lm.problem(
+                    loc,
+                    f"the manifest has {len(m.sources)} sources: say which one these times follow",
+                    "add timed_to: SOURCE (or timed_to: clip)",
+                )
+            )
+        elif timed_to not in (None, "clip") and timed_to not in m.sources:
+            problems.append(
+                lm.problem(
+                    (*loc, "timed_to"), f"no source named {timed_to!r}", f"use 'clip' or one of: {', '.join(m.sources)}"
+                )
+            )
     return problems
 
 
@@ -650,7 +732,9 @@ _FRIENDLY = {
 _HINTS_BY_FIELD = {
     "faces": "declare face anonymization explicitly, e.g. faces: {mode: pixelate} "
     '(or faces: {mode: none, reason: "no person in frame"})',
-    "voice": 'declare voice anonymization explicitly, e.g. voice: {mode: none, reason: "no one speaks"}',
+    "voice": "declare voice anonymization explicitly, e.g. voice: {method: vocoder, strength: strong, "
+    'speaker: defector-07} (or voice: {mode: none, reason: "no one speaks"})',
+    "speaker": "name the person by a stable pseudonym, e.g. speaker: defector-07",
     "anonymize": "every manifest declares anonymize.faces and anonymize.voice",
     "clipper": "start the manifest with 'clipper: 1'",
     "outputs": "e.g. outputs: {platforms: [youtube, tiktok], languages: [en]}",
@@ -662,7 +746,12 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
     out: list[ClipperError] = []
     for e in err.errors(include_url=False):
         loc = tuple(
-            p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in ("tagged-union",)))
+            p
+            for p in e["loc"]
+            if not (
+                isinstance(p, str)
+                and (p.startswith("function-") or p in ("tagged-union", "voice-change", "voice-opt-out"))
+            )
         )
         kind = e["type"]
         msg = _FRIENDLY.get(kind, e["msg"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 
 from clipper import __version__
 from clipper.captions.read import SubtitleFile
+from clipper.captions.redact import redact
 from clipper.captions.timing import TimedCue, retime
 from clipper.errors import ClipperError, ManifestError
-from clipper.manifest import Card, LoadedManifest
+from clipper.manifest import Card, LoadedManifest, Manifest, VoiceChange
 from clipper.media import MediaFacts
 from clipper.presets import AUDIO_BITRATE, PRESETS, PREVIEW_HEIGHT, Preset, output_fps
 from clipper.timecode import Timecode, format_clock
@@ -40,6 +42,7 @@ class SegmentPlan:
     sar: Fraction
     # Where frame 0 of the video sits relative to the start ffmpeg seeks from (see MediaFacts).
     video_offset_s: Fraction = Fraction(0)
+    sample_rate: int | None = None  # the source's audio rate (None: no audio)
 
     @property
     def in_s(self) -> Fraction:
@@ -127,6 +130,33 @@ class CaptionPlan:
     font: Path | None
     cues: tuple[TimedCue, ...]
     dropped: int  # cues of the file that fall outside every cut
+    redacted: int = 0  # cues with words replaced by the bleep marker
+
+
+Span = tuple[Fraction, Fraction]  # [start, end) in clip seconds: 0 = the first frame after the intro card
+
+
+@dataclass(frozen=True)
+class VoicePlan:
+    """How the voice is changed: method and strength; the speaker's pseudonym keys its secret parameters."""
+
+    method: str
+    strength: str
+    speaker: str
+    spans: tuple[Span, ...] | None  # None: the whole clip
+
+
+@dataclass(frozen=True)
+class BleepPlan:
+    """A bleep and where it lands in the clip (nowhere when it is outside every cut)."""
+
+    index: int
+    reason: str
+    sound: str  # tone | silence
+    timed_to: str  # a source name, or "clip"
+    start: Fraction  # as written, on timed_to's timeline
+    end: Fraction
+    spans: tuple[Span, ...]
 
 
 @dataclass(frozen=True)
@@ -151,6 +181,17 @@ class RenderPlan:
     clip_frames: int  # frames of the segments alone
     steps: tuple[str, ...] = field(default=())
     captions: dict[str, CaptionPlan] = field(default_factory=dict)  # language -> captions (none: no captions)
+    voice: VoicePlan | None = None  # None: opted out (the reason is in anonymity)
+    bleeps: tuple[BleepPlan, ...] = ()
+
+    @property
+    def processes_audio(self) -> bool:
+        """True when the clip's sound is rewritten (voice changed or bleeped) before it is encoded."""
+        return self.voice is not None or any(b.spans for b in self.bleeps)
+
+    def bleep_spans(self) -> list[Span]:
+        """Every bleeped stretch of the clip, in clip seconds, in order."""
+        return sorted(span for b in self.bleeps for span in b.spans)
 
     @property
     def total_frames(self) -> int:
@@ -248,6 +289,7 @@ def plan_clip(
                 display_height=f.display_height,
                 sar=f.sar,
                 video_offset_s=Fraction(str(f.video_start_s)) - Fraction(str(f.container_start_s)),
+                sample_rate=f.sample_rate,
             )
         )
         clip_frame += n_out
@@ -356,10 +398,36 @@ def plan_clip(
         raise ManifestError(problems)
     if preview:
         variants = variants[:1]
+    fps_of = {name: facts[name].fps for name in m.sources if name in facts}
+
+    def on_clip(timed_to: str, a: Timecode, b: Timecode) -> tuple[Fraction, Fraction, tuple[Span, ...]]:
+        rate = fps if timed_to == "clip" else fps_of[timed_to]
+        start, end = a.to_seconds(rate), b.to_seconds(rate)
+        return start, end, clip_spans(segments, fps, start, end, None if timed_to == "clip" else timed_to)
+
+    voice = None
+    mv = m.anonymize.voice
+    if isinstance(mv, VoiceChange):
+        spans = None
+        if mv.spans:
+            tl = _timeline(m, mv.timed_to)
+            spans = tuple(sorted(p for sp in mv.spans for p in on_clip(tl, sp.from_, sp.to)[2]))
+        voice = VoicePlan(method=mv.method, strength=mv.strength, speaker=mv.speaker, spans=spans)
+    bleeps = []
+    for i, b in enumerate(m.anonymize.bleeps):
+        tl = _timeline(m, b.timed_to)
+        start, end, pieces = on_clip(tl, b.from_, b.to)
+        bleeps.append(BleepPlan(i, b.reason, b.sound, tl, start, end, pieces))
+    if voice is None:
+        voice_text = f"not changed: {mv.reason}"
+    else:
+        where = "the whole clip" if voice.spans is None else f"{len(voice.spans)} stretch(es)"
+        voice_text = f"changed: {voice.method}, {voice.strength}, over {where}"
     anonymity = {
         "faces": f"masked: {fm.mode}, {fm.shape}, padding {fm.padding:g}" if faces else f"not masked: {fm.reason}",
-        "voice": f"not changed: {m.anonymize.voice.reason}",
+        "voice": voice_text,
         "regions": f"{len(regions)} always-masked region(s)",
+        "bleeps": f"{sum(1 for b in bleeps if b.spans)} bleep(s) in the clip",
     }
     steps = (
         "cut: " + ", ".join(f"{s.source}[{s.in_frame}:{s.out_frame}]" for s in segments),
@@ -377,13 +445,35 @@ def plan_clip(
         f"reframe: {m.outputs.reframe}",
         *(["logo"] if logo else []),
         *(f"{c.kind} card: {c.frames} frames" for c in (intro, outro) if c),
+        *(
+            [
+                f"voice: {voice.method} {voice.strength} for speaker {voice.speaker!r} (secret parameters), at the "
+                "source's sample rate, before loudness"
+            ]
+            if voice
+            else []
+        ),
+        *(
+            f"bleep {b.index + 1} ({b.sound}): {b.reason} — "
+            + (
+                ", ".join(f"{float(a):.3f}-{float(z):.3f} s" for a, z in b.spans) + " of the clip"
+                if b.spans
+                else f"{b.timed_to} {float(b.start):.3f}-{float(b.end):.3f} s is outside every cut"
+            )
+            for b in bleeps
+        ),
         "loudness: measure, then normalize to -14 LUFS / -1 dBTP",
         "encode: H.264 High yuv420p + AAC-LC 48 kHz stereo, faststart, no metadata",
         "verify: streams, duration, loudness, metadata, index position, size"
-        + (", no face found by a second detector" if faces else ""),
+        + (", no face found by a second detector" if faces else "")
+        + (", voice not linkable to the original (speaker embeddings)" if voice else ""),
     )
     captions: dict[str, CaptionPlan] = {}
     intro_frames = intro.frames if intro else 0
+    # Caption words under a bleep go with its sound; the frames are taken outward (in doubt, redact more).
+    bleeped = [
+        (intro_frames + math.floor(a * fps), intro_frames + math.ceil(b * fps)) for bl in bleeps for a, b in bl.spans
+    ]
     for lang, sub in (subtitles or {}).items():
         spec = m.subtitle_spec(lang)
         if spec is None:
@@ -397,8 +487,16 @@ def plan_clip(
             clip_frames=clip_frames,
             source=None if timed_to == "clip" else timed_to,
         )
+        shown = redact(cues, bleeped) if bleeped else cues
         font = lm.path.parent / spec.font if spec.font else None
-        captions[lang] = CaptionPlan(lang, sub.path, font, tuple(cues), len(sub.cues) - len({c.line for c in cues}))
+        captions[lang] = CaptionPlan(
+            lang,
+            sub.path,
+            font,
+            tuple(shown),
+            len(sub.cues) - len({c.line for c in cues}),
+            redacted=sum(1 for a, b in zip(cues, shown, strict=True) if a.lines != b.lines),
+        )
 
     return RenderPlan(
         manifest_id=m.id,
@@ -419,7 +517,42 @@ def plan_clip(
         clip_frames=clip_frames,
         steps=steps,
         captions=captions,
+        voice=voice,
+        bleeps=tuple(bleeps),
     )
+
+
+def clip_spans(
+    segments: Sequence[SegmentPlan], fps: Fraction, start: Fraction, end: Fraction, source: str | None
+) -> tuple[Span, ...]:
+    """Where [start, end) of a source's timeline (or of the clip's, source None) falls in the clip, in clip seconds.
+
+    Frame j of a cut plays source time in_s + j/fps and its sound runs on at the same pace, so a source time t
+    inside a cut is clip time clip_start + (t - in_s). Pieces that meet across a join are merged."""
+    clip_s = Fraction(sum(s.out_frames for s in segments)) / fps
+    pieces: list[Span] = []
+    if source is None:
+        a, b = max(Fraction(0), start), min(clip_s, end)
+        pieces = [(a, b)] if a < b else []
+    else:
+        for seg in segments:
+            if seg.source != source:
+                continue
+            a, b = max(start, seg.in_s), min(end, seg.in_s + Fraction(seg.out_frames) / fps)
+            if a < b:
+                base = Fraction(seg.clip_start_frame) / fps - seg.in_s
+                pieces.append((base + a, base + b))
+    merged: list[Span] = []
+    for a, b in sorted(pieces):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def _timeline(m: Manifest, timed_to: str | None) -> str:
+    return timed_to or next(iter(m.sources))  # the manifest check made sure there is only one source then
 
 
 def _frame(

@@ -48,6 +48,9 @@ from clipper.plan import CaptionPlan, RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
 from clipper.review import OverlayMasker
 from clipper.verify import Expectation, verify_output
+from clipper.voice import VoiceError
+from clipper.voice.check import check_voice, original_voice
+from clipper.voice.sound import SoundReport, cached_sound
 
 log = logging.getLogger("clipper.render")
 MAX_SIZE_ATTEMPTS = 3
@@ -173,6 +176,7 @@ class Sidecar(BaseModel):
     regions: list[dict[str, object]]
     loudness: dict[str, object] | None  # None: the clip is silent
     captions: dict[str, object] | None = None  # None: no captions for this language
+    sound: dict[str, object] | None = None  # None: the cuts' sound as it is (no voice change, no bleep)
     encode: dict[str, object]
     checks: dict[str, object]
     render_seconds: float
@@ -221,9 +225,9 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def measure_loudness(plan: RenderPlan, gain: LoudnessGain | None = None) -> Loudness:
-    """Measure the clip's loudness (after `gain`, if given), audio only."""
-    err = run_ffmpeg(measure_cmd(plan, gain), what="loudness measurement")
+def measure_loudness(plan: RenderPlan, gain: LoudnessGain | None = None, sound: Path | None = None) -> Loudness:
+    """Measure the clip's loudness (after `gain`, if given), audio only; `sound` replaces the cuts' audio."""
+    err = run_ffmpeg(measure_cmd(plan, gain, sound), what="loudness measurement")
     try:
         data = json.loads(err[err.rfind("{") : err.rfind("}") + 1])
         return Loudness(input_i=float(data["input_i"]), input_tp=float(data["input_tp"]))
@@ -233,14 +237,14 @@ def measure_loudness(plan: RenderPlan, gain: LoudnessGain | None = None) -> Loud
         ) from None
 
 
-def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
+def plan_loudness(plan: RenderPlan, sound: Path | None = None) -> LoudnessGain | None:
     """Measure first, then choose the gain (and limiter) that brings the clip to target; None for silence.
 
     A plain gain is exact when the peaks allow it. Speech often has peaks more than 13 dB above its
     loudness, so the gain would push them over the true-peak ceiling: then a limiter catches them,
     which costs a little loudness, measured and made up in up to two correcting passes.
     """
-    first = measure_loudness(plan)
+    first = measure_loudness(plan, sound=sound)
     if first.silent:
         return None
     gain = LoudnessGain(gain_db=LOUDNESS_LUFS - first.input_i, limiter=False, measured=(first,))
@@ -248,7 +252,7 @@ def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
         return gain
     gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(first,))
     for _ in range(MAX_LOUDNESS_CORRECTIONS):
-        after = measure_loudness(plan, gain)
+        after = measure_loudness(plan, gain, sound)
         gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(*gain.measured, after))
         miss = LOUDNESS_LUFS - after.input_i
         if abs(miss) <= LOUDNESS_SETTLED_LU:
@@ -257,18 +261,21 @@ def plan_loudness(plan: RenderPlan) -> LoudnessGain | None:
     return gain
 
 
-def loudness_key(plan: RenderPlan, source_hashes: dict[str, str]) -> str:
-    """What determines the loudness passes: the measuring command with each source named by its content hash."""
-    argv = measure_cmd(plan)
+def loudness_key(plan: RenderPlan, source_hashes: dict[str, str], sound: Path | None = None) -> str:
+    """What determines the loudness passes: the measuring command with each source named by its content hash
+    (a rewritten `sound` is named by its cache key, which already says what made it)."""
+    argv = measure_cmd(plan, sound=sound)
     paths = {str(s.path): source_hashes[s.source] for s in plan.segments}
     # Input queue sizes only keep ffmpeg-python's inputs distinct (graph._input); they change nothing measured.
     named = [paths.get(a, a) for i, a in enumerate(argv) if "-thread_queue_size" not in argv[max(0, i - 1) : i + 1]]
     return hashlib.sha256(json.dumps([__version__, named]).encode()).hexdigest()
 
 
-def cached_loudness(plan: RenderPlan, cache: Path, source_hashes: dict[str, str]) -> LoudnessGain | None:
+def cached_loudness(
+    plan: RenderPlan, cache: Path, source_hashes: dict[str, str], sound: Path | None = None
+) -> LoudnessGain | None:
     """plan_loudness, kept in `cache` so later variants of the same clip skip the measuring passes."""
-    path = cache / "loudness" / f"{loudness_key(plan, source_hashes)}.json"
+    path = cache / "loudness" / f"{loudness_key(plan, source_hashes, sound)}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("silent"):
@@ -280,7 +287,7 @@ def cached_loudness(plan: RenderPlan, cache: Path, source_hashes: dict[str, str]
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent or unreadable: measure (a measurement is only ever redone, never guessed)
-    gain = plan_loudness(plan)
+    gain = plan_loudness(plan, sound)
     data = (
         {"silent": True}
         if gain is None
@@ -316,7 +323,8 @@ def render(
     remove_stale_partials(folder)
     preview = bool(plan.variants) and plan.variants[0].preview
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
-    gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes)
+    sound = prepare_sound(plan, cache_root(out_root), source_hashes)
+    gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes, sound and sound.path)
     faces = None
     if overlays:
         plan = replace(
@@ -335,8 +343,79 @@ def render(
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
         for variant in plan.variants:
-            results.append(_render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces, overlays))
+            results.append(
+                _render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces, overlays, sound)
+            )
     return results
+
+
+def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
+    """Write the clip's sound as every output will carry it (voice changed, bleeps laid, before loudness) to
+    <id>.voice.wav for a quick listen; return its path and the voice check's one-line verdict."""
+    folder = output_dir(out_root, plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    final = folder / f"{plan.manifest_id}.voice.wav"
+    tmp = folder / f".{final.name}{PARTIAL}"
+    try:
+        if plan.processes_audio:
+            sound = prepare_sound(plan, cache_root(out_root), source_hashes)
+            assert sound is not None
+            shutil.copyfile(sound.path, tmp)
+            verdict = "voice not changed"
+            if plan.voice is not None and sound.original is not None:
+                from clipper.voice.check import (
+                    RATE,
+                    THRESHOLDS,
+                    VoiceVerdict,
+                    compared_mask,
+                    decode_mono,
+                    similarity_of,
+                )
+
+                changed = decode_mono(sound.path)
+                changed = changed[compared_mask(plan, len(changed))]
+                sim, note = similarity_of(sound.original, changed)
+                v = VoiceVerdict(sim, THRESHOLDS[plan.voice.strength], len(changed) / RATE, note)
+                verdict = v.line()
+        else:
+            from clipper.voice.sound import build_sound, write_wav
+
+            samples, report = build_sound(plan, None)
+            write_wav(tmp, samples, report.rate)
+            verdict = "voice not changed (anonymize.voice is mode none)"
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final, verdict
+
+
+@dataclass(frozen=True)
+class PreparedSound:
+    """The clip's rewritten sound (one WAV for every variant) and, when the voice was changed, the original
+    voice the gate compares each output against."""
+
+    path: Path
+    report: SoundReport
+    original: np.ndarray | None
+
+
+def prepare_sound(plan: RenderPlan, cache: Path, source_hashes: dict[str, str]) -> PreparedSound | None:
+    """Change the voice and lay the bleeps once per clip (cached); None when the sound is used as it is."""
+    if not plan.processes_audio:
+        return None
+    from clipper.voice.embed import available as embed_available
+
+    if plan.voice is not None and not embed_available():
+        # Fail closed before any work: an output whose voice cannot be measured is never published.
+        raise VoiceError(
+            "the voice check's speaker encoder is not installed",
+            hint="pip install --no-deps resemblyzer==0.1.4 (make setup does this)",
+        )
+    path, report = cached_sound(plan, cache, source_hashes)
+    original = original_voice(plan) if plan.voice is not None else None
+    return PreparedSound(path, report, original)
 
 
 def _encode(
@@ -353,12 +432,13 @@ def _encode(
     overlays: bool = False,
     face_reframe: FaceReframe | None = None,
     captions: BurnFiles | None = None,
+    sound: Path | None = None,
 ) -> None:
     """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
     what = f"render of {variant.filename}"
     if not needs_pipe(plan) and not overlays:
         run_ffmpeg(
-            render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, captions=captions),
+            render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, captions=captions, sound=sound),
             what=what,
             log_path=log_path,
             on_progress=on_progress,
@@ -389,6 +469,7 @@ def _encode(
             piped=out_layout,
             reframe=reframe,
             captions=captions,
+            sound=sound,
         ),
         frame_bytes=yuv420_frame_bytes(cw, ch),
         transform=transform,
@@ -444,6 +525,7 @@ def _render_variant(
     progress: Progress,
     faces: FaceAnalysis | None = None,
     overlays: bool = False,
+    sound: PreparedSound | None = None,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {
@@ -494,6 +576,7 @@ def _render_variant(
                 overlays=overlays,
                 face_reframe=face_reframe,
                 captions=burn,
+                sound=sound.path if sound else None,
                 log_path=folder / ".logs" / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
@@ -515,6 +598,18 @@ def _render_variant(
             settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
             log.info("%s over its size cap; re-encoding at %d b/s", variant.filename, settings.max_bitrate)
         gate = check_faces(plan, tmp, variant, faces) if plan.faces is not None else None
+        voice_check: dict[str, object] = {"checked": False, "why": "voice not changed"}
+        if plan.voice is not None:
+            assert sound is not None and sound.original is not None
+            verdict = check_voice(plan, tmp, sound.original)
+            voice_check = verdict.to_json()
+            if not verdict.passed:
+                raise AnonymityError(
+                    f"{variant.filename}: the changed voice is still linkable to the original ({verdict.line()}); "
+                    "nothing was published",
+                    where=plan.manifest_path.name,
+                    hint="use a stronger setting (anonymize.voice.strength: strong, or method: vocoder)",
+                )
         sha = _sha256(tmp)
         size = tmp.stat().st_size
         sidecar = Sidecar(
@@ -574,10 +669,16 @@ def _render_variant(
                 "file": captions.file.name,
                 "cues": len(captions.cues),
                 "cues_outside_the_cuts": captions.dropped,
+                "cues_with_bleeped_words": captions.redacted,
                 "font": burn.font_family,
                 "sidecars": [final.with_suffix(ext).name for ext in (".vtt", ".srt")],
             },
-            checks={**report.checks, "faces": gate or {"checked": False, "why": "faces opted out"}},
+            sound=None if sound is None else sound.report.to_json(),
+            checks={
+                **report.checks,
+                "faces": gate or {"checked": False, "why": "faces opted out"},
+                "voice": voice_check,
+            },
             render_seconds=round(time.monotonic() - started, 3),
         )
         side_final = final.with_suffix(".json")

@@ -163,11 +163,37 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     ),
     ("faces-shape-unknown", _with({9: "  faces: {mode: solid, shape: circle}"}), 9, "anonymize.faces.shape", "box"),
     (
-        "voice-mcadams",
+        "voice-without-speaker",
         _with({10: "  voice: {method: mcadams}"}),
         10,
-        "anonymize.voice",
-        "method 'mcadams' is not available in this version of clipper",
+        "anonymize.voice.speaker",
+        "required field 'speaker' is missing",
+    ),
+    (
+        "voice-method-typo",
+        _with({10: "  voice: {method: vocodr, speaker: defector-07}"}),
+        10,
+        "anonymize.voice.method",
+        "did you mean 'vocoder'?",
+    ),
+    (
+        "voice-speaker-not-a-pseudonym",
+        _with({10: '  voice: {method: vocoder, speaker: "Abu Omar"}'}),
+        10,
+        "anonymize.voice.speaker",
+        "pseudonym",
+    ),
+    (
+        "bleep-ends-before-it-starts",
+        _with(
+            {
+                10: '  voice: {mode: none, reason: "only a sine tone, nobody speaks"}\n'
+                '  bleeps: [{from: 2, to: 1, reason: "a town"}]'
+            }
+        ),
+        11,
+        "anonymize.bleeps.0",
+        "must come after 'from'",
     ),
     (
         "opt-out-empty-reason",

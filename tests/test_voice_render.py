@@ -1,0 +1,182 @@
+"""Rendered clips with a changed voice and bleeps: what a listener hears and a viewer reads, and failing closed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import _write_wav, ffmpeg_run, read_audio, rgb_frames
+from test_captions_render import draw
+
+from clipper.demo import synth_speech
+from clipper.errors import ClipperError
+from clipper.voice import VoiceError
+
+pytestmark = pytest.mark.slow
+PARTIALS = (220.0, 660.0, 1870.0, 3150.0)
+WORD = "Abdulrahmanovich"  # long, so the marker that replaces it changes the line's drawn width a lot
+
+
+@pytest.fixture(autouse=True)
+def _secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own voice secret (never the user's)."""
+    path = tmp_path / "voice-secret"
+    path.write_text("ab" * 32 + "\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("CLIPPER_VOICE_SECRET", str(path))
+    return path
+
+
+def _clip(path: Path, samples: np.ndarray, rate: int = 48_000) -> Path:
+    """A grey 320x240 video carrying `samples` (mono, duplicated to stereo) as its sound."""
+    wav = path.with_suffix(".wav")
+    _write_wav(wav, samples, rate, 2)
+    seconds = len(samples) / rate
+    ffmpeg_run(
+        ["-f", "lavfi", "-i", f"color=c=0x404040:s=320x240:r=25:d={seconds}", "-i", str(wav)]
+        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-shortest", str(path)]
+    )
+    return path
+
+
+def _partials(seconds: float, rate: int = 48_000) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return sum(0.15 * np.sin(2 * np.pi * f * t + i) for i, f in enumerate(PARTIALS)).astype(np.float32)
+
+
+def _band_db(x: np.ndarray, rate: int, freq: float, width: float = 25.0) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(10 * np.log10(spec[(f > freq - width) & (f < freq + width)].sum() + 1e-30))
+
+
+def _with(doc: Path, anonymize_extra: str, subtitles: str = "") -> Path:
+    text = doc.read_text()
+    text = text.replace("  voice:", anonymize_extra + "\n  voice:", 1) if anonymize_extra else text
+    if subtitles:
+        text = text.replace("outputs:", f"subtitles:\n  en: {subtitles}\noutputs:")
+    doc.write_text(text)
+    return doc
+
+
+def test_a_bleep_removes_the_sound_and_the_caption_word(tmp_path, write_manifest, render_manifest, artifacts):
+    _clip(tmp_path / "src.mp4", _partials(8.0))
+    # The word sits in the middle of the cue; the cue runs 2-5 s of the source, the bleep covers 3.2-3.8 s.
+    (tmp_path / "subs.en.vtt").write_text(
+        f"WEBVTT\n\n00:00:02.000 --> 00:00:05.000\nThen {WORD} said go\n", encoding="utf-8"
+    )
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 1, "out": 6}])
+    _with(doc, '  bleeps: [{from: 3.2, to: 3.8, reason: "his real name", sound: tone}]', "subs.en.vtt")
+    [r] = render_manifest(doc)
+
+    # Sound: the clip starts at source 1 s, so the bleep is at clip 2.2-2.8 s.
+    samples, rate, _ = read_audio(r.path)
+    mono = samples.mean(axis=0)
+    inside = mono[round(2.25 * rate) : round(2.75 * rate)]
+    before = mono[round(1.0 * rate) : round(1.5 * rate)]
+    for f in PARTIALS:
+        # Gone: what is left at the original's frequencies is the encoder's noise floor, > 50 dB down.
+        assert _band_db(inside, rate, f) < _band_db(before, rate, f) - 50, f
+    assert _band_db(inside, rate, 1000.0) > _band_db(before, rate, 1000.0) + 30  # the tone is there
+
+    # Sidecar captions: the marker, never the word.
+    vtt = r.path.with_suffix(".vtt").read_text(encoding="utf-8")
+    assert WORD not in vtt and "[…]" in vtt, vtt
+    side = json.loads(r.sidecar.read_text())
+    assert side["captions"]["cues_with_bleeped_words"] == 1
+    assert side["sound"]["bleeps"] == [[2.2, 2.8]]
+    assert "his real name" not in r.sidecar.read_text()  # the reason is for editors, never published
+
+    # Burned captions: the drawn line is the redacted one, not the original.
+    frame = rgb_frames(r.path)[round(1.5 * 25)].min(axis=2).astype(int)
+    h, w = frame.shape
+    redacted_line = vtt.strip().splitlines()[-1]
+    want = draw("en", [redacted_line], (w, h), tmp_path / "want")
+    orig = draw("en", [f"Then {WORD} said go"], (w, h), tmp_path / "orig")
+    ink = frame > 200
+    assert ink.sum() > 100, "no caption drawn"
+    miss_want = np.logical_xor(ink, want > 200).sum()
+    miss_orig = np.logical_xor(ink, orig > 200).sum()
+    from PIL import Image
+
+    Image.fromarray(frame.astype(np.uint8)).save(artifacts / "bleep-caption.png")
+    assert miss_want < 0.3 * miss_orig, (miss_want, miss_orig)
+
+
+def test_clipper_plan_lists_each_bleep_with_its_reason(tmp_path, write_manifest):
+    _clip(tmp_path / "src.mp4", _partials(4.0))
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.6, "out": 3}])
+    _with(
+        doc,
+        '  bleeps:\n    - {from: 1, to: 1.5, reason: "the name of his town"}\n'
+        '    - {from: 3.5, to: 3.9, reason: "a cousin, cut anyway", sound: silence}',
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "plan", str(doc)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "bleep 1 (tone): the name of his town — 0.400-0.900 s of the clip" in r.stdout, r.stdout
+    assert "bleep 2 (silence): a cousin, cut anyway — cam 3.500-3.900 s is outside every cut" in r.stdout
+
+
+def _voice(doc: Path, extra: str = "") -> Path:
+    text = doc.read_text()
+    start = text.index("  voice:")
+    end = text.index("\n", start)
+    doc.write_text(
+        text[:start] + f"  voice: {{method: vocoder, strength: strong, speaker: test-speaker{extra}}}" + text[end:]
+    )
+    return doc
+
+
+def test_a_broken_voice_method_publishes_nothing(tmp_path, write_manifest, render_manifest, monkeypatch):
+    _clip(tmp_path / "src.mp4", synth_speech(4.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}]))
+
+    def broken(samples, sr, params):
+        raise RuntimeError("simulated failure inside the method")
+
+    monkeypatch.setattr("clipper.voice.methods.transform", broken)
+    with pytest.raises(VoiceError, match="the voice method failed"):
+        render_manifest(doc)
+    out = tmp_path / "out"
+    assert not [p for p in out.rglob("*") if p.is_file() and not p.is_relative_to(out / ".cache")], list(out.rglob("*"))
+
+
+def test_an_unusable_secret_stops_the_render_with_a_clear_error(tmp_path, write_manifest, _secret):
+    _clip(tmp_path / "src.mp4", synth_speech(3.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 2}]))
+    _secret.chmod(0o644)
+    r = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "render", str(doc), "--out", str(tmp_path / "out"), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CLIPPER_VOICE_SECRET": str(_secret)},
+    )
+    assert r.returncode == VoiceError.exit_code, r.stderr
+    assert "can be read by other users" in r.stderr and "chmod 600" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+    assert stat.S_IMODE(_secret.stat().st_mode) == 0o644  # never "fixed" behind the user's back
+
+
+def test_a_missing_named_secret_is_an_error_not_a_new_secret(tmp_path, write_manifest, monkeypatch):
+    _clip(tmp_path / "src.mp4", synth_speech(3.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 2}]))
+    monkeypatch.setenv("CLIPPER_VOICE_SECRET", str(tmp_path / "nowhere" / "secret"))
+    from clipper.render import prepare, render
+
+    with pytest.raises(ClipperError, match="no voice secret"):
+        render(prepare(doc), tmp_path / "out")
+    assert not (tmp_path / "nowhere").exists()
