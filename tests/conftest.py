@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,21 @@ def render_manifest(tmp_path: Path) -> Callable[..., list[Any]]:
         return render(plan, tmp_path / "out", detector=detector)
 
     return _render
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _voice_secret(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A voice secret for the whole run (subprocesses inherit it): tests never touch the user's own."""
+    path = tmp_path_factory.mktemp("voice-secret") / "secret"
+    path.write_text("5e" * 32 + "\n")
+    path.chmod(0o600)
+    old = os.environ.get("CLIPPER_VOICE_SECRET")
+    os.environ["CLIPPER_VOICE_SECRET"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CLIPPER_VOICE_SECRET", None)
+    else:
+        os.environ["CLIPPER_VOICE_SECRET"] = old
 
 
 @pytest.fixture(scope="session")
