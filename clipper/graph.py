@@ -32,6 +32,8 @@ PAD_BAND_QOFFSET = 0.3
 PAD_BLUR_FPS = 5
 # At most this many frames are repeated at a source's end when its stream is shorter than its header says.
 END_PAD_FRAMES = 3
+# Each cut's sound fades in and out over this long (half a sine), so joins do not click.
+JOIN_FADE_S = 0.005
 # Read a little past each cut so trims, not the demuxer, decide the last frame and sample.
 READ_MARGIN_S = 1.0
 
@@ -157,7 +159,11 @@ def _segment_audio(
     if lead:
         a = a.filter("atrim", start_sample=lead)
     a = a.filter("asetpts", "PTS-STARTPTS").filter("apad")
-    return a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    a = a.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    # A hard cut between two waveforms clicks: a few milliseconds of fade at each end of every cut.
+    fade = min(samples // 2, max(1, round(JOIN_FADE_S * rate)))
+    a = a.filter("afade", t="in", start_sample=0, nb_samples=fade, curve="hsin")
+    return a.filter("afade", t="out", start_sample=samples - fade, nb_samples=fade, curve="hsin")
 
 
 def _silence(frames: int, fps: Fraction, *, rate: int = AUDIO_RATE, layout: str = "stereo"):

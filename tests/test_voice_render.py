@@ -180,3 +180,36 @@ def test_a_missing_named_secret_is_an_error_not_a_new_secret(tmp_path, write_man
     with pytest.raises(ClipperError, match="no voice secret"):
         render(prepare(doc), tmp_path / "out")
     assert not (tmp_path / "nowhere").exists()
+
+
+def _hf_bursts(mono: np.ndarray, rate: int, at: list[float]) -> tuple[list[float], float]:
+    """Energy above 4 kHz (dB) in 10 ms around each time in `at`, and the loudest such window elsewhere."""
+    spec_hp = np.fft.rfft(mono)
+    spec_hp[np.fft.rfftfreq(len(mono), 1 / rate) < 4000] = 0
+    hp = np.fft.irfft(spec_hp, len(mono))
+    win = rate // 100
+    energy = [10 * np.log10(np.sum(hp[i : i + win] ** 2) + 1e-20) for i in range(0, len(hp) - win, win)]
+    near = [max(energy[max(0, round(t * 100) - 1) : round(t * 100) + 2]) for t in at]
+    excluded = {k for t in at for k in range(round(t * 100) - 2, round(t * 100) + 3)}
+    elsewhere = max(e for k, e in enumerate(energy) if k not in excluded and 5 < k < len(energy) - 5)
+    return near, elsewhere
+
+
+@pytest.mark.parametrize("voice", [False, True], ids=["sound-as-is", "voice-changed"])
+def test_joins_between_cuts_do_not_click(tmp_path, write_manifest, render_manifest, voice):
+    rate = 48_000
+    t = np.arange(6 * rate) / rate
+    # A steady low hum with no energy above 4 kHz: a click at a join is the only thing that would put some there.
+    hum = (0.3 * np.sin(2 * np.pi * 150 * t) + 0.2 * np.sin(2 * np.pi * 310 * t)).astype(np.float32)
+    src = synth_speech(6.0, rate) * 0.8 + hum * 0.5 if voice else hum
+    _clip(tmp_path / "src.mp4", src.astype(np.float32))
+    # Cut points chosen mid-cycle, so the waveform jumps at every join.
+    doc = write_manifest(
+        {"cam": "src.mp4"}, [{"source": "cam", "in": 0.5, "out": 1.5}, {"source": "cam", "in": 3.12, "out": 4.12}]
+    )
+    if voice:
+        _voice(doc)
+    [r] = render_manifest(doc)
+    samples, got_rate, _ = read_audio(r.path)
+    near, elsewhere = _hf_bursts(samples.mean(axis=0), got_rate, [1.0])
+    assert near[0] <= elsewhere + 6, (near, elsewhere)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipper.errors import FfmpegError, MediaError
 from clipper.ffmpeg import read_samples
 from clipper.plan import RenderPlan, Span
 from clipper.voice import VoiceError
@@ -70,7 +71,16 @@ def decode_mono(path: Path, *, start_s: float = 0.0, seconds: float | None = Non
     if seconds is not None:
         args += ["-t", f"{seconds:.6f}"]
     args += ["-vn", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    return read_samples(args, what=f"reading the sound of {path.name}")
+    try:
+        return read_samples(args, what=f"reading the sound of {path.name}")
+    except FfmpegError as e:
+        if "does not contain any stream" in e.message or "matches no streams" in e.message:
+            raise MediaError(
+                "has no sound to compare", where=str(path), hint="name a file with an audio track"
+            ) from None
+        raise MediaError(
+            "cannot be read as audio", where=str(path), hint="name an audio or video file ffmpeg can read"
+        ) from None
 
 
 def _level(x: np.ndarray) -> np.ndarray:

@@ -26,14 +26,12 @@ import numpy as np
 
 from clipper import __version__
 from clipper.ffmpeg import read_samples
-from clipper.graph import segment_sound_cmd
+from clipper.graph import JOIN_FADE_S, segment_sound_cmd
 from clipper.plan import RenderPlan, SegmentPlan, Span
 from clipper.voice import VoiceError
 
 log = logging.getLogger(__name__)
 
-# A half-cosine fade this long at each end of every cut: a hard cut between two waveforms clicks.
-JOIN_FADE_S = 0.005
 # The sound under a bleep fades out just before it and back in just after it (never inside it), over this long.
 BLEEP_FADE_S = 0.010
 # The tone: the broadcast censor's 1 kHz sine, well below full scale, with its own fades inside the bleep.
