@@ -187,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="output", help="output root folder (default: output)")
     s.set_defaults(func=_cmd_review)
 
+    s = sub.add_parser("batch", help="render every variant of many manifests, resumably (or: batch status [DIR])")
+    s.add_argument("paths", nargs="+", help="manifests or folders of manifests; `status [DIR]` reads the ledger")
+    s.add_argument("--out", default="output", help="output root folder (default: output)")
+    s.add_argument("--workers", type=int, help="parallel jobs (default: from cores and memory)")
+    s.add_argument("--max-hours", type=float, help="stop taking new jobs after this long; run again to go on")
+    s.add_argument("--retry-failed", action="store_true", help="queue failed jobs again (after a fix)")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(func=_cmd_batch)
+
     s = sub.add_parser("voicecheck", help="how linkable a rendered voice is to the original (speaker embeddings)")
     s.add_argument("original", help="a recording of the original voice (any audio or video file)")
     s.add_argument("rendered", help="the rendered clip (or any recording) to compare")
@@ -201,6 +210,80 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="footage/demo-interview.mp4")
     s.set_defaults(func=_cmd_demo)
     return p
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    if args.paths and args.paths[0] == "status":
+        return _batch_status(Path(args.paths[1]) if len(args.paths) > 1 else Path(args.out))
+    from clipper.batch.run import run_batch
+
+    progress = _LineProgress(quiet=args.quiet)
+    summary = run_batch(
+        [Path(p) for p in args.paths],
+        Path(args.out),
+        workers=args.workers,
+        max_hours=args.max_hours,
+        retry_failed=args.retry_failed,
+        progress=progress,
+    )
+    print(
+        f"{summary.total} job(s): {summary.rendered} rendered, {summary.skipped} already done, "
+        f"{summary.failed} failed, {summary.problems} manifest(s) not planned"
+        + ("; stopped at --max-hours (run again to go on)" if summary.stopped_early else "")
+        + f" — report: {Path(args.out) / 'report.html'}"
+    )
+    for line in summary.failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 0 if summary.ok else 8
+
+
+class _LineProgress:
+    """One line per job started and finished, with counts and an ETA (works in logs and terminals alike)."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        import time
+
+        self.quiet, self.total, self.done, self.t0, self.clock = quiet, 0, 0, time.monotonic(), time.monotonic
+
+    def planned(self, jobs: int, done: int, problems: int) -> None:
+        self.total, self.done, self.t0 = jobs, done, self.clock()
+        self._say(f"{jobs} job(s), {done} already done, {problems} manifest(s) not planned")
+
+    def started(self, slot: str, what: str) -> None:
+        self._say(f"{slot}: {what}")
+
+    def finished(self, slot: str, what: str, ok: bool, message: str) -> None:
+        if not what.startswith("analysis"):
+            self.done += 1
+        elapsed = self.clock() - self.t0
+        left = self.total - self.done
+        eta = f", about {elapsed / max(1, self.done) * left / 60:.0f} min left" if self.done and left else ""
+        self._say(f"[{self.done}/{self.total}{eta}] {slot}: {what} " + ("done" if ok else f"FAILED: {message}"))
+
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+
+def _batch_status(out_root: Path) -> int:
+    from clipper.batch.ledger import Ledger, ledger_path
+
+    path = ledger_path(out_root)
+    if not path.is_file():
+        raise ClipperError("no batch ledger here", where=str(out_root), hint="name the output folder of a batch")
+    ledger = Ledger(path, readonly=True)
+    try:
+        counts = ledger.counts()
+        print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
+        for r in ledger.rows("running"):
+            print(f"  running  {r.manifest_id} {r.variant} on {r.worker}")
+        for r in ledger.rows("failed"):
+            print(f"  failed   {r.manifest_id} {r.variant} ({r.failure}): {r.error}")
+        for m, e, _ in ledger.problems():
+            print(f"  not planned  {m}: {e.splitlines()[0]}")
+    finally:
+        ledger.close()
+    return 0
 
 
 def _cmd_voicecheck(args: argparse.Namespace) -> int:

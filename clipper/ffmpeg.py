@@ -9,9 +9,10 @@ import shlex
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -31,6 +32,10 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("No space left on device", "free disk space and re-run"),
     ("Cannot allocate memory", "close other programs or render fewer variants at once"),
 )
+
+
+# Every ffmpeg started here, so a dying batch worker can take them with it (weak: finished ones just vanish).
+LIVE: weakref.WeakSet[subprocess.Popen[Any]] = weakref.WeakSet()
 
 
 @functools.cache
@@ -112,6 +117,7 @@ def run_ffmpeg(
         text=True,
         errors="replace",
     ) as proc:
+        LIVE.add(proc)
         try:
             if on_progress is not None:
                 import threading
@@ -170,13 +176,22 @@ def _start(args: Sequence[str], *, stdin: bool, stdout: bool, progress: bool = F
         cmd.append("-nostdin")
     cmd += [str(a) for a in args]
     log.debug(format_cmd(cmd))
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE if (stdout or progress) else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=ffmpeg_env(),
     )
+    LIVE.add(proc)
+    return proc
+
+
+def kill_all() -> None:
+    """Kill every ffmpeg this process started that may still run (a batch worker whose coordinator died)."""
+    for proc in list(LIVE):
+        if proc.returncode is None:
+            proc.kill()
 
 
 def _drain(stream: IO[bytes], into: list[bytes]) -> threading.Thread:

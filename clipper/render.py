@@ -180,6 +180,7 @@ class Sidecar(BaseModel):
     encode: dict[str, object]
     checks: dict[str, object]
     render_seconds: float
+    job_identity: str | None = None  # set by a batch: what the output was made from (see batch/jobs.py)
 
 
 @dataclass
@@ -304,32 +305,26 @@ def cached_loudness(
     return gain
 
 
-def render(
-    plan: RenderPlan,
-    out_root: Path,
-    *,
-    progress: Progress | None = None,
-    detector: FaceDetector | None = None,
-    overlays: bool = False,
-) -> list[RenderResult]:
-    """Render, verify and publish every variant of the plan; stop at the first failure.
+@dataclass(frozen=True)
+class SharedWork:
+    """What every variant of a clip reuses: source hashes, the rewritten sound, the loudness gain, the faces."""
 
-    `detector` replaces the default face detector (tests use it to make detection miss on purpose);
-    `overlays` draws each face box, track id and score over the masks (for `preview --masks`).
-    """
+    source_hashes: dict[str, str]
+    sound: PreparedSound | None
+    gain: LoudnessGain | None
+    faces: FaceAnalysis | None
+
+
+def shared_work(
+    plan: RenderPlan, out_root: Path, *, progress: Progress | None = None, detector: FaceDetector | None = None
+) -> SharedWork:
+    """Do (or load from the cache) the work shared by every variant of a clip: a batch runs it once per manifest."""
     progress = progress or Progress()
-    folder = output_dir(out_root, plan)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(folder)
     preview = bool(plan.variants) and plan.variants[0].preview
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
     gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes, sound and sound.path)
     faces = None
-    if overlays:
-        plan = replace(
-            plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
-        )
     if plan.faces is not None:
         # Once per clip, shared by every variant (and by later runs and previews, through the cache).
         faces = analyze_faces(
@@ -339,12 +334,54 @@ def render(
             source_hashes=source_hashes,
             on_progress=progress.analyzing,
         )
+    return SharedWork(source_hashes, sound, gain, faces)
+
+
+def render(
+    plan: RenderPlan,
+    out_root: Path,
+    *,
+    progress: Progress | None = None,
+    detector: FaceDetector | None = None,
+    overlays: bool = False,
+    clean: bool = True,
+    job_identity: str | None = None,
+) -> list[RenderResult]:
+    """Render, verify and publish every variant of the plan; stop at the first failure.
+
+    `detector` replaces the default face detector (tests use it to make detection miss on purpose);
+    `overlays` draws each face box, track id and score over the masks (for `preview --masks`). A batch passes
+    clean=False (its coordinator clears leftovers before any worker starts: a worker must never delete another's
+    partial files) and the job's identity, which the sidecar records.
+    """
+    progress = progress or Progress()
+    folder = output_dir(out_root, plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    if clean:
+        remove_stale_partials(folder)
+    shared = shared_work(plan, out_root, progress=progress, detector=detector)
+    if overlays:
+        plan = replace(
+            plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
+        )
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
         for variant in plan.variants:
             results.append(
-                _render_variant(plan, variant, folder, work, gain, source_hashes, progress, faces, overlays, sound)
+                _render_variant(
+                    plan,
+                    variant,
+                    folder,
+                    work,
+                    shared.gain,
+                    shared.source_hashes,
+                    progress,
+                    shared.faces,
+                    overlays,
+                    shared.sound,
+                    job_identity,
+                )
             )
     return results
 
@@ -526,6 +563,7 @@ def _render_variant(
     faces: FaceAnalysis | None = None,
     overlays: bool = False,
     sound: PreparedSound | None = None,
+    job_identity: str | None = None,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {
@@ -680,6 +718,7 @@ def _render_variant(
                 "voice": voice_check,
             },
             render_seconds=round(time.monotonic() - started, 3),
+            job_identity=job_identity,
         )
         side_final = final.with_suffix(".json")
         side_tmp = folder / f".{side_final.name}{PARTIAL}"

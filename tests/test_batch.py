@@ -1,0 +1,169 @@
+"""Overnight batches: every variant once, nothing twice, resumable after kill -9, a report in the morning."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+from conftest import manifest_text
+from media import tone_video
+
+from clipper.batch.ledger import Ledger, ledger_path
+from clipper.batch.run import run_batch
+from clipper.media import content_hash
+
+pytestmark = pytest.mark.slow
+PLATFORMS = ["telegram", "tiktok"]
+LANGUAGES = ["en", "fr"]
+
+
+def _batch_tree(root: Path, n: int = 3) -> Path:
+    """n manifests, each with its own small source, 2 languages × 2 platforms."""
+    folder = root / "manifests"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        tone_video(root / f"src{i}.mp4", seconds=2.5, size=(320, 240), freq=300 + 100 * i)
+        text = manifest_text(
+            {"cam": f"../src{i}.mp4"}, [{"source": "cam", "in": 0.2, "out": 1.8}], platforms=PLATFORMS, id=f"clip{i}"
+        )
+        (folder / f"clip{i}.yaml").write_text(text.replace("languages:\n  - en", "languages:\n  - en\n  - fr"))
+    return folder
+
+
+def _expected(n: int = 3) -> set[str]:
+    return {f"clip{i}/clip{i}.{lang}.{p}.mp4" for i in range(n) for lang in LANGUAGES for p in PLATFORMS}
+
+
+def _check_outputs(out: Path, expected: set[str]) -> None:
+    """Every expected output exactly once, matching its sidecar, whole; nothing half-written anywhere."""
+    found = {str(p.relative_to(out)) for p in out.glob("*/*.mp4")}
+    assert found == expected, found ^ expected
+    for rel in expected:
+        mp4 = out / rel
+        side = json.loads(mp4.with_suffix(".json").read_text())
+        assert side["output_sha256"] == content_hash(mp4)
+        assert side["job_identity"]
+        with av.open(str(mp4)) as c:
+            frames = sum(1 for _ in c.decode(video=0))
+        assert frames == side["frames"], rel
+    leftovers = [p for p in out.rglob("*") if ".partial" in p.name or p.name.startswith(".work-")]
+    assert not leftovers, leftovers
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in out.glob("*/*.mp4")}
+
+
+def test_a_batch_renders_every_variant_and_a_rerun_renders_nothing(tmp_path):
+    manifests = _batch_tree(tmp_path)
+    out = tmp_path / "output"
+    first = run_batch([manifests], out, workers=2)
+    assert (first.total, first.rendered, first.failed, first.problems) == (12, 12, 0, 0)
+    _check_outputs(out, _expected())
+    before = _mtimes(out)
+
+    again = run_batch([manifests], out, workers=2)
+    assert (again.total, again.rendered, again.skipped) == (12, 0, 12)
+    assert _mtimes(out) == before  # nothing was rendered again
+
+    # Editing one manifest's platforms renders only the new variants.
+    doc = manifests / "clip1.yaml"
+    doc.write_text(doc.read_text().replace("  - tiktok", "  - tiktok\n  - youtube"))
+    edited = run_batch([manifests], out, workers=2)
+    assert (edited.total, edited.rendered, edited.skipped) == (14, 2, 12)
+    after = _mtimes(out)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert sorted(set(after) - set(before)) == [
+        str(out / "clip1" / "clip1.en.youtube.mp4"),
+        str(out / "clip1" / "clip1.fr.youtube.mp4"),
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"done": 14}
+    assert (out / "report.html").read_text().count('<tr class="done">') == 14
+
+
+def test_a_broken_manifest_is_reported_first_and_the_rest_still_render(tmp_path):
+    manifests = _batch_tree(tmp_path, n=2)
+    (manifests / "broken.yaml").write_text(
+        manifest_text({"cam": "../missing.mp4"}, [{"source": "cam", "in": 0, "out": 1}], id="broken")
+    )
+    out = tmp_path / "output"
+    r = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "batch", str(manifests), "--out", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 8, r.stderr
+    assert "8 job(s): 8 rendered, 0 already done, 0 failed, 1 manifest(s) not planned" in r.stdout
+    assert "Traceback" not in r.stderr
+    _check_outputs(out, _expected(2))
+    report = json.loads((out / "report.json").read_text())
+    [problem] = report["problems"]
+    assert problem["manifest"].endswith("broken.yaml") and "missing.mp4" in problem["error"]
+    html = (out / "report.html").read_text()
+    assert html.index("broken.yaml") < html.index('<tr class="done">')  # failures first
+    status = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "batch", "status", str(out)], capture_output=True, text=True, check=True
+    )
+    assert "8 done" in status.stdout and "not planned" in status.stdout
+
+
+def _marked(mark: str) -> list[str]:
+    """Processes whose environment carries `mark` (this test's batch, its workers and their ffmpeg)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark.encode() in env.read_bytes():
+                found.append(
+                    env.parent.name + " " + (env.parent / "cmdline").read_bytes()[:80].decode(errors="replace")
+                )
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _gone(mark: str, within: float) -> bool:
+    end = time.monotonic() + within
+    while _marked(mark):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_killed_twenty_times_the_batch_still_makes_every_output_exactly_once(tmp_path, capsys):
+    manifests = _batch_tree(tmp_path)
+    out = tmp_path / "output"
+    cmd = [sys.executable, "-m", "clipper.cli", "batch", str(manifests), "--out", str(out), "--workers", "2", "-q"]
+    mark = f"clipper-batch-test-{os.getpid()}-{time.time_ns()}"
+    env = {**os.environ, "CLIPPER_TEST_MARK": mark}
+    rng = random.Random(20)
+    survived = 0
+    for _ in range(20):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(0.2, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # Workers and their ffmpeg processes die with the coordinator: none may go on working.
+        assert _gone(mark, within=5.0), _marked(mark)
+        survived += 1
+    final = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    assert final.returncode == 0, final.stderr
+    _check_outputs(out, _expected())
+    ledger = Ledger(ledger_path(out), readonly=True)
+    try:
+        assert ledger.counts() == {"done": 12}  # no row stuck in running or pending
+    finally:
+        ledger.close()
+    with capsys.disabled():
+        print(f"\nkill -9 survived: {survived}/20")
+    assert survived == 20
