@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help="manifests or folders of manifests; `status [DIR]` reads the ledger")
     s.add_argument("--out", default="output", help="output root folder (default: output)")
     s.add_argument("--workers", type=int, help="parallel jobs (default: from cores and memory)")
+    s.add_argument("--dask", metavar="ADDRESS", help="run the jobs on a Dask cluster (tcp://host:8786), or 'local'")
     s.add_argument("--max-hours", type=float, help="stop taking new jobs after this long; run again to go on")
     s.add_argument("--retry-failed", action="store_true", help="queue failed jobs again (after a fix)")
     s.add_argument("--quiet", "-q", action="store_true")
@@ -222,6 +223,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         [Path(p) for p in args.paths],
         Path(args.out),
         workers=args.workers,
+        dask=args.dask,
         max_hours=args.max_hours,
         retry_failed=args.retry_failed,
         progress=progress,

@@ -167,3 +167,20 @@ def test_killed_twenty_times_the_batch_still_makes_every_output_exactly_once(tmp
     with capsys.disabled():
         print(f"\nkill -9 survived: {survived}/20")
     assert survived == 20
+
+
+def test_a_dask_cluster_makes_the_same_outputs_as_the_local_pool(tmp_path):
+    pytest.importorskip("distributed")
+    manifests = _batch_tree(tmp_path)
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    a = run_batch([manifests], local, workers=2)
+    b = run_batch([manifests], dask, dask="local", workers=2)
+    assert (a.rendered, b.rendered, a.failed, b.failed) == (12, 12, 0, 0)
+    _check_outputs(local, _expected())
+    _check_outputs(dask, _expected())
+    # The same jobs on either executor: the same identities and, byte for byte, the same files.
+    for rel in _expected():
+        side_a = json.loads((local / rel).with_suffix(".json").read_text())
+        side_b = json.loads((dask / rel).with_suffix(".json").read_text())
+        assert side_a["job_identity"] == side_b["job_identity"], rel
+        assert content_hash(local / rel) == content_hash(dask / rel), rel

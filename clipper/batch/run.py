@@ -176,6 +176,67 @@ class LocalExecutor:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class DaskExecutor:
+    """The same jobs on a Dask distributed cluster: an existing scheduler's address, or 'local' for a LocalCluster
+    of processes on this machine. Workers need the same clipper and the same paths to sources, cache and output
+    (shared storage): jobs carry paths, not bytes."""
+
+    name = "dask"
+
+    def __init__(self, address: str, workers: int | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ClipperError(
+                "--dask needs dask.distributed", hint="pip install 'clipper[dask]' (make setup installs it)"
+            ) from None
+        self.cluster = None
+        if address == "local":
+            self.cluster = LocalCluster(
+                n_workers=workers or default_workers(), threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(address, timeout="30s")
+            except OSError as e:
+                raise ClipperError(
+                    f"cannot reach the Dask scheduler at {address} ({e})",
+                    hint="start one with `dask scheduler` and workers with `dask worker ADDRESS` (README: Batch)",
+                ) from None
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {}))) if workers is None else workers
+
+    def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Any:
+        """Start fn(*args) on a worker; pure=False: a retry is a new task, never a cached result."""
+        return self.client.submit(fn, *args, pure=False, retries=0)
+
+    def wait(self, futures: set[Any], timeout: float) -> set[Any]:
+        """The futures that finished within timeout."""
+        from distributed import wait as dask_wait
+        from distributed.client import TimeoutError as DaskTimeout
+
+        try:
+            done, _ = dask_wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        except (DaskTimeout, TimeoutError):
+            return set()
+        return set(done)
+
+    @staticmethod
+    def outcome(future: Any) -> dict[str, Any]:
+        """A finished future's result; a lost worker (KilledWorker) is a transient failure."""
+        try:
+            return future.result()
+        except Exception as e:  # noqa: BLE001 - the worker, not the job, failed
+            return {"ok": False, "failure": "transient", "error": f"worker lost ({type(e).__name__}: {e})", "fix": "",
+                    "seconds": None}  # fmt: skip
+
+    def close(self) -> None:
+        """Disconnect (and stop the LocalCluster if this executor started it)."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
 def default_workers() -> int:
     """Workers for this machine: one per two cores (x264 and the detectors use two threads each), at least one,
     and no more than memory allows at ~3 GB per worker."""
@@ -265,12 +326,15 @@ def run_batch(
     out_root: Path,
     *,
     executor: Any | None = None,
+    dask: str | None = None,
     workers: int | None = None,
     max_hours: float | None = None,
     retry_failed: bool = False,
     progress: BatchProgress | None = None,
 ) -> BatchSummary:
-    """Render every variant of every manifest not already done; return what happened (see the module doc)."""
+    """Render every variant of every manifest not already done; return what happened (see the module doc).
+
+    `dask`: a scheduler address, or 'local' for a LocalCluster; default: a local process pool."""
     from clipper.render import remove_stale_partials
 
     progress = progress or BatchProgress()
@@ -305,7 +369,7 @@ def run_batch(
         progress.planned(len(jobs), summary.skipped, len(problems))
 
         if executor is None:
-            executor = LocalExecutor(workers or default_workers())
+            executor = DaskExecutor(dask, workers) if dask else LocalExecutor(workers or default_workers())
         run_id = ledger.begin_run(executor.name)
         deadline = None if max_hours is None else time.time() + max_hours * 3600
         summary.stopped_early = _drive(ledger, planned, executor, out_root, deadline, progress, summary)
