@@ -17,7 +17,7 @@ from conftest import manifest_text
 from media import tone_video
 
 from clipper.batch.ledger import Ledger, ledger_path
-from clipper.batch.run import run_batch
+from clipper.batch.run import LocalExecutor, run_batch
 from clipper.media import content_hash
 
 pytestmark = pytest.mark.slow
@@ -184,3 +184,88 @@ def test_a_dask_cluster_makes_the_same_outputs_as_the_local_pool(tmp_path):
         side_b = json.loads((dask / rel).with_suffix(".json").read_text())
         assert side_a["job_identity"] == side_b["job_identity"], rel
         assert content_hash(local / rel) == content_hash(dask / rel), rel
+
+
+class _FlakyPool(LocalExecutor):
+    """The local pool, with the first outcome of each chosen render replaced: a lost worker (transient), or the
+    verify gate's verdict (anonymity). The boundary between coordinator and workers is the only thing faked."""
+
+    def __init__(self, workers: int, failure: str, every: bool = False) -> None:
+        super().__init__(workers)
+        self.failure, self.every, self.seen = failure, every, set()
+        self.args: dict[object, tuple] = {}
+
+    def submit(self, fn, *args):
+        fut = super().submit(fn, *args)
+        self.args[fut] = args
+        return fut
+
+    def outcome(self, future):
+        out = super().outcome(future)
+        args = self.args.pop(future, ())
+        if len(args) == 5 and (self.every or args[4] not in self.seen):  # a render job: (…, identity)
+            self.seen.add(args[4])
+            if self.failure == "anonymity":  # a gate that fails publishes nothing: take the output back
+                for side in Path(args[1]).glob("*/*.json"):
+                    if json.loads(side.read_text()).get("job_identity") == args[4]:
+                        side.with_suffix(".mp4").unlink()
+                        side.unlink()
+            return {
+                "ok": False,
+                "failure": self.failure,
+                "error": f"simulated {self.failure}",
+                "fix": "x",
+                "seconds": 1,
+            }
+        return out
+
+
+def test_transient_failures_are_retried_with_backoff(tmp_path, monkeypatch):
+    monkeypatch.setattr("clipper.batch.run.BACKOFF_S", 0.2)
+    manifests = _batch_tree(tmp_path, n=1)
+    out = tmp_path / "output"
+    pool = _FlakyPool(2, "transient")
+    try:
+        summary = run_batch([manifests], out, executor=pool)
+    finally:
+        pool.close()
+    assert (summary.total, summary.failed) == (4, 0)
+    ledger = Ledger(ledger_path(out), readonly=True)
+    try:
+        assert [r.attempts for r in ledger.rows()] == [2, 2, 2, 2]
+        assert all(r.status == "done" and r.error is None for r in ledger.rows())
+    finally:
+        ledger.close()
+    _check_outputs(out, {p for p in _expected(1)})
+
+
+def test_an_anonymity_failure_is_never_retried_blindly_and_heads_the_report(tmp_path, monkeypatch):
+    monkeypatch.setattr("clipper.batch.run.BACKOFF_S", 0.2)
+    manifests = _batch_tree(tmp_path, n=1)
+    out = tmp_path / "output"
+    pool = _FlakyPool(2, "anonymity", every=True)
+    try:
+        summary = run_batch([manifests], out, executor=pool)
+    finally:
+        pool.close()
+    assert summary.failed == 4 and not summary.ok
+    ledger = Ledger(ledger_path(out), readonly=True)
+    try:
+        assert {(r.status, r.failure, r.attempts) for r in ledger.rows()} == {("failed", "anonymity", 1)}
+    finally:
+        ledger.close()
+    report = json.loads((out / "report.json").read_text())
+    assert report["jobs"][0]["failure"] == "anonymity"
+    # After a fix, --retry-failed queues them again.
+    again = run_batch([manifests], out, workers=2, retry_failed=True)
+    assert (again.rendered, again.failed) == (4, 0)
+
+
+def test_max_hours_stops_taking_jobs_and_the_next_run_goes_on(tmp_path):
+    manifests = _batch_tree(tmp_path, n=1)
+    out = tmp_path / "output"
+    first = run_batch([manifests], out, workers=1, max_hours=3 / 3600)  # three seconds of night
+    assert first.stopped_early and first.rendered < 4
+    second = run_batch([manifests], out, workers=1)
+    assert second.rendered == 4 - first.rendered and second.ok
+    _check_outputs(out, _expected(1))
