@@ -30,9 +30,10 @@ lint: setup
 	$(BIN)/ruff check clipper tests bench
 	$(BIN)/ruff format --check clipper tests bench
 
-## Speed as ratios to a bare ffmpeg run of the same encode.
+## Speed as ratios to a bare ffmpeg run of the same encode; the batch against single renders.
 bench: setup
 	$(BIN)/python bench/bench.py --faces
+	$(BIN)/python bench/bench_batch.py
 
 ## Voice anonymization: speaker-verification EER (ignorant and lazy-informed attackers), word error rate, speed.
 bench-voice: setup
