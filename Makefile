@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench bench-voice schema clean
+.PHONY: setup demo test lint browser bench bench-voice schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ demo: setup
 	$(BIN)/clipper render manifests/demo.yaml --out output
 
 ## Lint, then run every test.
-test: setup lint
+test: setup lint browser
 	$(BIN)/pytest -q -ra
+
+## The batch report's test drives a real browser: Debian's chromium, installed here when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found: the report's browser test will skip (apt-get install chromium)"; fi; }
 
 lint: setup
 	$(BIN)/ruff check clipper tests bench
