@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     state       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS analyses (
+    manifest    TEXT PRIMARY KEY,
+    seconds     REAL NOT NULL,
+    finished_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS problems (
     manifest TEXT PRIMARY KEY,
     error    TEXT NOT NULL,
@@ -155,6 +160,10 @@ class Ledger:
         """How many jobs are in each status."""
         return {s: n for s, n in self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")}
 
+    def analysis_seconds(self) -> dict[str, float]:
+        """Seconds the shared analysis took, per manifest path (summed over runs that redid it)."""
+        return {m: float(t) for m, t in self.db.execute("SELECT manifest, seconds FROM analyses")}
+
     def problems(self) -> list[tuple[str, str, str | None]]:
         """Manifests that could not be planned: (manifest, error, fix)."""
         return [tuple(r) for r in self.db.execute("SELECT manifest, error, fix FROM problems ORDER BY manifest")]
@@ -192,6 +201,15 @@ class Ledger:
             db.executemany(
                 "INSERT INTO problems (manifest, error, fix, seen_at) VALUES (?, ?, ?, ?)",
                 [(m, e, f, time.time()) for m, e, f in problems],
+            )
+
+    def analysed(self, manifest: str, seconds: float) -> None:
+        """A manifest's shared analysis finished in `seconds` (added to what earlier runs spent on it)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO analyses (manifest, seconds, finished_at) VALUES (?, ?, ?) ON CONFLICT(manifest) "
+                "DO UPDATE SET seconds = seconds + excluded.seconds, finished_at = excluded.finished_at",
+                (manifest, seconds, time.time()),
             )
 
     def start(self, identity: str, worker: str, lease_s: float) -> None:

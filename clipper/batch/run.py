@@ -503,6 +503,8 @@ def _analysis_done(
 ) -> None:
     key = str(analysis.manifest)
     progress.finished(slot, f"analysis {analysis.manifest_id}", out["ok"], out.get("error", ""))
+    if out.get("seconds") is not None:
+        ledger.analysed(key, float(out["seconds"]))
     if out["ok"]:
         analysed.add(key)
         return
