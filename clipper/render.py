@@ -54,7 +54,7 @@ from clipper.voice.sound import SoundReport, cached_sound
 
 log = logging.getLogger("clipper.render")
 MAX_SIZE_ATTEMPTS = 3
-MAX_LOUDNESS_CORRECTIONS = 2
+MAX_LOUDNESS_CORRECTIONS = 4
 LOUDNESS_SETTLED_LU = 0.3
 PARTIAL = ".partial"
 # The face gate checks every GATE_EVERY-th output frame where the primary detector's masks are steady, and every
@@ -252,13 +252,21 @@ def plan_loudness(plan: RenderPlan, sound: Path | None = None) -> LoudnessGain |
     if first.input_tp + gain.gain_db <= LIMITER_CEILING_DB:
         return gain
     gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(first,))
+    tried: list[tuple[float, float]] = []  # (gain, loudness after it)
     for _ in range(MAX_LOUDNESS_CORRECTIONS):
         after = measure_loudness(plan, gain, sound)
         gain = LoudnessGain(gain_db=gain.gain_db, limiter=True, measured=(*gain.measured, after))
+        tried.append((gain.gain_db, after.input_i))
         miss = LOUDNESS_LUFS - after.input_i
         if abs(miss) <= LOUDNESS_SETTLED_LU:
             break
-        gain = LoudnessGain(gain_db=gain.gain_db + miss, limiter=True, measured=gain.measured)
+        # Into a limiter, a dB of gain buys less than a dB of loudness (peaky sound, e.g. a vocoded voice, buys
+        # much less): step by the slope measured between the last two passes (secant), not one for one.
+        slope = 1.0
+        if len(tried) >= 2 and tried[-1][0] != tried[-2][0]:
+            slope = (tried[-1][1] - tried[-2][1]) / (tried[-1][0] - tried[-2][0])
+        step = miss / min(1.0, max(slope, 0.2))
+        gain = LoudnessGain(gain_db=gain.gain_db + step, limiter=True, measured=gain.measured)
     return gain
 
 

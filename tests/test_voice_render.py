@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from media import _write_wav, ffmpeg_run, read_audio, rgb_frames
 from test_captions_render import draw
 
@@ -130,12 +131,12 @@ def test_clipper_plan_lists_each_bleep_with_its_reason(tmp_path, write_manifest)
 
 
 def _voice(doc: Path, extra: str = "") -> Path:
-    text = doc.read_text()
-    start = text.index("  voice:")
-    end = text.index("\n", start)
-    doc.write_text(
-        text[:start] + f"  voice: {{method: vocoder, strength: strong, speaker: test-speaker{extra}}}" + text[end:]
+    """Change the manifest's voice to vocoder/strong for speaker test-speaker (plus `extra` keys, YAML flow)."""
+    data = yaml.safe_load(doc.read_text())
+    data["anonymize"]["voice"] = yaml.safe_load(
+        "{method: vocoder, strength: strong, speaker: test-speaker" + extra + "}"
     )
+    doc.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return doc
 
 
@@ -213,3 +214,43 @@ def test_joins_between_cuts_do_not_click(tmp_path, write_manifest, render_manife
     samples, got_rate, _ = read_audio(r.path)
     near, elsewhere = _hf_bursts(samples.mean(axis=0), got_rate, [1.0])
     assert near[0] <= elsewhere + 6, (near, elsewhere)
+
+
+def test_a_changed_voice_is_measured_and_recorded(tmp_path, write_manifest, render_manifest):
+    _clip(tmp_path / "src.mp4", synth_speech(8.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.5, "out": 7.5}]))
+    [r] = render_manifest(doc)
+    side = json.loads(r.sidecar.read_text())
+    voice = side["checks"]["voice"]
+    assert voice["checked"] and voice["passed"], voice
+    assert voice["similarity"] is not None and voice["similarity"] <= voice["threshold"]
+    assert side["sound"]["method"] == "vocoder" and side["sound"]["strength"] == "strong"
+    assert side["sound"]["voice_changed_seconds"] == pytest.approx(7.0, abs=0.05)
+    assert "test-speaker" not in r.sidecar.read_text()  # the pseudonym keys the secret: never published
+    assert side["checks"]["loudness_lufs"]["ok"] and side["checks"]["true_peak_dbtp"]["ok"]  # normalized as ever
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def test_voice_spans_change_only_their_stretches(tmp_path, write_manifest, render_manifest):
+    _clip(tmp_path / "src.mp4", synth_speech(8.0, 48_000))
+    plain = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], name="plain.yaml", id="plain")
+    spans = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], name="spans.yaml", id="spans")
+    _voice(spans, ", spans: [{from: 2, to: 5}]")
+    [a] = render_manifest(plain)
+    [b] = render_manifest(spans)
+    xa, rate, _ = read_audio(a.path)
+    xb, _, _ = read_audio(b.path)
+    xa, xb = xa.mean(axis=0), xb.mean(axis=0)
+    xb *= _rms(xa[: 2 * rate]) / max(_rms(xb[: 2 * rate]), 1e-9)  # loudness normalization differs a little
+
+    def diff(lo: float, hi: float) -> float:
+        i, j = round(lo * rate), round(hi * rate)
+        return _rms(xa[i:j] - xb[i:j]) / max(_rms(xa[i:j]), 1e-9)
+
+    assert diff(0.2, 1.9) < 0.1 and diff(5.1, 7.8) < 0.1  # outside the span: the same sound
+    assert diff(2.0, 5.0) > 0.5  # inside: another voice
+    side = json.loads(b.sidecar.read_text())
+    assert side["sound"]["voice_changed_seconds"] == pytest.approx(3.0, abs=0.01)
