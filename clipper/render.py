@@ -30,6 +30,7 @@ from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
 from clipper.faces.gate import confirm_hits, scan_video, select_frames
 from clipper.faces.mask import yuv420_frame_bytes
+from clipper.faces.track import PixelBox
 from clipper.ffmpeg import run_ffmpeg, run_ffmpeg_pipeline
 from clipper.graph import (
     LIMITER_CEILING_DB,
@@ -781,11 +782,31 @@ def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int 
         # detection, after its last, across a long gap) or dark: the primary did not see the face there.
         if "dark" in reasons or ("held" in reasons and not reasons & {"detected", "interpolated"}):
             chosen.add(frame)
-        state = (len(mask.boxes), mask.full_frame)
+        # Faces in view, not boxes: a face bridged between two detections carries its interpolated box and both
+        # holds (three overlapping boxes) where a detected frame has one, so box counts flicker at any stride > 1.
+        state = (faces_in_view(mask.boxes), mask.full_frame)
         if previous is not None and state != previous:
             chosen.update(range(max(0, frame - every), min(plan.total_frames, frame + every)))
         previous = state
     return sorted(chosen)
+
+
+def faces_in_view(boxes: Sequence[PixelBox]) -> int:
+    """How many separate places the boxes mask: groups of boxes that overlap, directly or through others."""
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (ax, ay, aw, ah) in enumerate(boxes):
+        for j in range(i):
+            bx, by, bw, bh = boxes[j]
+            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                parent[root(i)] = root(j)
+    return len({root(i) for i in range(len(boxes))})
 
 
 def check_faces(plan: RenderPlan, path: Path, variant: Variant, faces: FaceAnalysis | None) -> dict[str, object]:

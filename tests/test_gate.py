@@ -17,8 +17,8 @@ from clipper.errors import ClipperError
 from clipper.faces import gate, mask
 from clipper.faces.detect import CenterFace
 from clipper.faces.gate import BlazeFace, scan_video, select_frames, tiles
-from clipper.faces.track import FrameMask, TrackingSettings, plan_masks
-from clipper.render import GATE_EVERY, gate_frames
+from clipper.faces.track import Detection, FrameMask, TrackingSettings, plan_masks
+from clipper.render import GATE_EVERY, faces_in_view, gate_frames
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -289,17 +289,39 @@ def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(
 
 
 def test_gate_samples_frames_bridged_between_detections(monkeypatch):
-    # Detection on every 2nd frame (analysis stride 2): the frames between are bridged and held at once.
+    # Detection on every 2nd frame (analysis stride 2), planned by the real tracker: the frames between carry the
+    # interpolated box and both holds (three boxes where a detected frame has one). That is one face, steady in
+    # view, so it is sampled; a second face coming into view is still checked on every frame around its entry.
     monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
-
-    def mask_at(f: int) -> tuple[int, FrameMask]:
-        return 0, FrameMask(f, ((10, 10, 50, 50),), False, "detected" if f % 2 == 0 else "interpolated+held")
+    n = 120
+    detections: list[list[Detection]] = [[] for _ in range(n)]
+    for f in range(0, n, 2):
+        x = 100 + 3 * f  # moving right, 3 px a frame
+        detections[f].append(Detection(x, 200, x + 80, 300, score=0.9))
+        if f >= 60:
+            detections[f].append(Detection(900, 150, 980, 250, score=0.9))
+    masks = plan_masks(detections, 1280, 720)
+    assert {len(masks[f].boxes) for f in range(1, 50, 2)} != {len(masks[f].boxes) for f in range(2, 50, 2)}
 
     plan = SimpleNamespace(
-        intro_frames=0, clip_frames=60, total_frames=60, segments=[SimpleNamespace(clip_start_frame=0)]
+        intro_frames=0, clip_frames=n, total_frames=n, segments=[SimpleNamespace(clip_start_frame=0)]
     )
-    frames = gate_frames(plan, SimpleNamespace(mask_at=mask_at), every=3)
-    assert len(frames) < 30, frames
+    frames = gate_frames(plan, SimpleNamespace(mask_at=lambda f: (0, masks[f])), every=2)
+    chosen = set(frames)
+    # The second face's first sighting is frame 60; it is held 15 frames before that: every frame around the
+    # change from one face in view to two is checked.
+    entry = next(f for f in range(n) if faces_in_view(masks[f].boxes) == 2)
+    assert set(range(entry - 2, entry + 2)) <= chosen
+    # Elsewhere: every 2nd frame, not all of them.
+    assert len(frames) < 0.6 * n, len(frames)
+    assert all(b - a <= 2 for a, b in zip(frames, frames[1:], strict=False))
+
+
+def test_faces_in_view_counts_overlapping_boxes_once():
+    assert faces_in_view(()) == 0
+    assert faces_in_view(((0, 0, 10, 10), (5, 5, 10, 10), (14, 14, 5, 5))) == 1  # a chain of overlaps
+    assert faces_in_view(((0, 0, 10, 10), (10, 0, 10, 10))) == 2  # touching edges do not overlap
+    assert faces_in_view(((0, 0, 10, 10), (50, 50, 10, 10), (5, 5, 50, 50))) == 1
 
 
 def test_gate_every_can_be_made_denser_never_sparser(monkeypatch):
