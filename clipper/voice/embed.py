@@ -409,8 +409,9 @@ def trim_long_silences(wav: np.ndarray) -> np.ndarray:
     return wav[: len(mask) * VAD_WINDOW][np.repeat(mask, VAD_WINDOW)]
 
 
-def preprocess(samples: np.ndarray, sr: int) -> np.ndarray:
-    """Return mono float32 samples in [-1, 1] at rate sr as the encoder's 16 kHz input (resemblyzer's preprocess)."""
+def preprocess(samples: np.ndarray, sr: int, *, trim: bool = True) -> np.ndarray:
+    """Return mono float32 samples in [-1, 1] at rate sr as the encoder's 16 kHz input (resemblyzer's preprocess;
+    trim=False keeps the stretches its voice detector calls silence)."""
     wav = np.asarray(samples, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"expected mono samples (1-D), got shape {wav.shape}")
@@ -420,7 +421,7 @@ def preprocess(samples: np.ndarray, sr: int) -> np.ndarray:
         raise ValueError(f"sample rate must be a positive integer, got {sr}")
     wav = _resample(wav, int(sr))
     wav = normalize_volume(wav)
-    return trim_long_silences(wav)
+    return trim_long_silences(wav) if trim else wav
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -554,9 +555,9 @@ def embed_preprocessed(wav16k: np.ndarray) -> np.ndarray:
     return (mean / np.linalg.norm(mean)).astype(np.float32)
 
 
-def embed(samples: np.ndarray, sr: int) -> np.ndarray:
+def embed(samples: np.ndarray, sr: int, *, trim: bool = True) -> np.ndarray:
     """Return the (256,) float32 unit-norm speaker embedding of mono float32 samples at rate sr."""
-    return embed_preprocessed(preprocess(samples, sr))
+    return embed_preprocessed(preprocess(samples, sr, trim=trim))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
