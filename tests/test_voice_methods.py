@@ -123,3 +123,12 @@ def test_unknown_method_or_strength_is_refused():
         params_for("pitchshift", "strong", SEED_A)
     with pytest.raises(VoiceError, match="unknown voice strength"):
         params_for("vocoder", "max", SEED_A)
+
+
+def test_a_change_that_yields_invalid_samples_stops_the_job(monkeypatch):
+    # Found when a held vowel (no spectral movement) made the strong vocoder divide by ~0: NaN must never pass.
+    import pyworld
+
+    monkeypatch.setattr(pyworld, "synthesize", lambda f0, sp, ap, sr, period: np.full(len(f0) * 80, np.nan))
+    with pytest.raises(VoiceError, match="invalid samples"):
+        transform(_vowel(16_000), 16_000, params_for("vocoder", "strong", SEED_A))

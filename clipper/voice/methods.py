@@ -20,6 +20,11 @@ METHODS = ("mcadams", "vocoder")
 STRENGTHS = ("light", "medium", "strong")
 WORK_RATE = 16_000
 MIN_RATE, MAX_RATE = 8_000, 96_000
+# A generic speaker's articulation: the standard deviation over voiced frames of cepstral coefficient k (k = 1..24,
+# log-spectrum nepers) is about A·k^-P: a power law fitted to the mean profile of the ten LibriSpeech readers in
+# shared/corpus (a smooth two-number curve, so no reader's own profile is the target).
+DYN_TERMS = 24
+GENERIC_DYN_A, GENERIC_DYN_P = 0.72, 0.56
 CHUNK_S = 20.0  # WORLD runs on chunks this long (bounded memory), joined with a 50 ms cross-fade
 OVERLAP_S = 0.05
 
@@ -34,9 +39,25 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
         "strong": {"alpha_lo": 0.74, "alpha_hi": 0.82},
     },
     "vocoder": {
-        "light": {"keep": 0.8, "env": 0.0, "warp_lo": 0.04, "warp_hi": 0.08, "f0_lo": 0.0, "f0_hi": 0.0},
-        "medium": {"keep": 0.5, "env": 0.4, "warp_lo": 0.06, "warp_hi": 0.12, "f0_lo": 100.0, "f0_hi": 230.0},
-        "strong": {"keep": 0.3, "env": 0.7, "warp_lo": 0.08, "warp_hi": 0.18, "f0_lo": 90.0, "f0_hi": 250.0},
+        "light": {"keep": 0.8, "env": 0.0, "warp_lo": 0.04, "warp_hi": 0.08, "f0_lo": 0.0, "f0_hi": 0.0, "dyn": 0.0},
+        "medium": {
+            "keep": 0.5,
+            "env": 0.4,
+            "warp_lo": 0.06,
+            "warp_hi": 0.12,
+            "f0_lo": 100.0,
+            "f0_hi": 230.0,
+            "dyn": 0.0,
+        },
+        "strong": {
+            "keep": 0.3,
+            "env": 0.7,
+            "warp_lo": 0.08,
+            "warp_hi": 0.18,
+            "f0_lo": 90.0,
+            "f0_hi": 250.0,
+            "dyn": 1.0,
+        },
     },
 }
 
@@ -75,6 +96,7 @@ def params_for(method: str, strength: str, seed: bytes) -> VoiceParams:
             if p["f0_hi"]
             else 0.0,
             "f0_ratio": float(math.exp(sign * rng.uniform(0.08, 0.16))),  # light: a relative shift instead
+            "dyn": p["dyn"],
         }
         # The target envelope: a smooth random curve of 8 cosine terms, its spread set by the strength.
         coeffs = rng.normal(0.0, p["env"], 8) / np.arange(1, 9) if p["env"] else np.zeros(8)
@@ -105,6 +127,9 @@ def transform(samples: np.ndarray, sr: int, params: VoiceParams) -> np.ndarray:
     if sr != WORK_RATE:
         y = signal.resample_poly(y, sr, WORK_RATE)
     y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
+    if not np.all(np.isfinite(y)):
+        # Never pass on a broken change (and never fall back to the original voice): stop the job.
+        raise VoiceError(f"the {params.method} voice change produced invalid samples", hint="report this sound")
     peak = float(np.abs(y).max()) if len(y) else 0.0
     if peak > 0.999:
         y *= 0.999 / peak
@@ -179,6 +204,22 @@ def _vocoder(x: np.ndarray, sr: int, params: VoiceParams, period_ms: float = 5.0
     bins = sp.shape[1]
     freqs = np.arange(bins) / (bins - 1) * sr / 2
     log_sp = np.log(sp + 1e-20)
+    dyn = params.get("dyn")
+    if dyn:
+        # How far each cepstral coefficient moves over time is part of a person's articulation: scale every
+        # coefficient's movement (voiced frames) to a generic speaker's, mixing `dyn` of the generic in.
+        energy = sp.sum(axis=1)
+        loud = voiced & (energy > 1e-8 * energy.max())
+        if loud.sum() > 1:
+            k = np.arange(1, DYN_TERMS + 1)
+            cep = np.fft.irfft(log_sp, axis=1)
+            centre = cep[loud][:, k].mean(axis=0)
+            spread = cep[loud][:, k].std(axis=0) + 1e-9
+            # Bounded: a held vowel barely moves, and amplifying what little it does only makes noise.
+            scale = (1 - dyn) + dyn * np.clip((GENERIC_DYN_A * k**-GENERIC_DYN_P) / spread, 0.25, 2.0)
+            cep[:, k] = centre + (cep[:, k] - centre) * scale
+            cep[:, -k] = cep[:, k]  # a real, even cepstrum: mirrored terms
+            log_sp = np.fft.rfft(cep, axis=1).real[:, :bins]
     coeffs = np.array([params.get(f"env{i}") for i in range(8)])
     if np.any(coeffs):
         # Replace the long-term envelope (the speaker's vocal tract and channel, on average) by the target one.
