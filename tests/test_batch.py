@@ -117,6 +117,26 @@ def test_a_broken_manifest_is_reported_first_and_the_rest_still_render(tmp_path)
     assert "8 done" in status.stdout and "not planned" in status.stdout
 
 
+def test_a_batch_removes_the_report_and_thumbnail_files_a_killed_coordinator_left(tmp_path):
+    # Found by the kill -9 test: a coordinator killed while ffmpeg wrote a thumbnail left its .partial.jpg behind.
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "broken.yaml").write_text(
+        manifest_text({"cam": "../missing.mp4"}, [{"source": "cam", "in": 0, "out": 1}], id="broken")
+    )
+    out = tmp_path / "output"
+    thumbs = out / ".batch" / "thumbs"
+    thumbs.mkdir(parents=True)
+    stale = [thumbs / ".abc-0123456789abcdef.4242.1.partial.jpg", out / ".report.json.4242.partial"]
+    for path in stale:
+        path.write_bytes(b"half")
+    kept = thumbs / "abc-0123456789abcdef.jpg"
+    kept.write_bytes(b"a finished strip")
+    summary = run_batch([manifests], out, workers=1)
+    assert summary.problems and not any(path.exists() for path in stale)
+    assert kept.read_bytes() == b"a finished strip"
+
+
 def _marked(mark: str) -> list[str]:
     """Processes whose environment carries `mark` (this test's batch, its workers and their ffmpeg)."""
     found = []

@@ -31,6 +31,7 @@ from typing import Any
 
 from clipper.batch.jobs import AnalysisJob, PlannedManifest, RenderJob, plan_jobs
 from clipper.batch.ledger import Ledger, ledger_path
+from clipper.batch.report import thumbs_dir
 from clipper.errors import AnonymityError, ClipperError, FfmpegError
 
 log = logging.getLogger("clipper.batch")
@@ -350,7 +351,11 @@ def run_batch(
         # The previous coordinator is dead (we hold its lock). Its local workers died with it; Dask workers may
         # still be busy, and their rows come back when their leases run out.
         ledger.reclaim(now=time.time(), immediately=last is None or last["executor"] == "local")
-        for folder in (p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        # Also the report's and the thumbnails' own temporary files: a coordinator killed while writing them
+        # leaves them behind like a worker's partial render.
+        folders = [out_root, thumbs_dir(out_root)]
+        folders += [p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        for folder in folders:
             for leftover in remove_stale_partials(folder):
                 log.info("removed %s, left by an interrupted render", leftover)
         if retry_failed:
