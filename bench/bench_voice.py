@@ -65,20 +65,6 @@ def pair_scores(enrol: np.ndarray, trial: np.ndarray, speakers: np.ndarray) -> t
     return scores[same & other_utt], scores[~same]
 
 
-def attacker_embed(y: np.ndarray) -> np.ndarray:
-    """The attacker's embedding of a changed voice; all of it when its voice detector hears too little speech (as the
-    voice gate does: a changed voice is never left unmeasured)."""
-    from clipper.voice import VoiceError
-    from clipper.voice.embed import embed
-
-    try:
-        return embed(y, RATE)
-    except VoiceError as e:
-        if "too little speech" not in e.message:
-            raise
-        return embed(y, RATE, trim=False)
-
-
 def transcribe(x: np.ndarray) -> list[str]:
     """pocketsphinx's words for 16 kHz mono speech."""
     from pocketsphinx import Decoder
@@ -112,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-wer", action="store_true", help="skip the recognizer (the slowest column)")
     ns = ap.parse_args(argv)
+    from clipper.voice.check import embed_changed_voice
     from clipper.voice.embed import embed
     from clipper.voice.methods import params_for, transform
     from clipper.voice.secret import speaker_seed
@@ -154,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                     out.append(transform(x, RATE, p))
                     spent += time.process_time() - t
                 anon.append(out)
-            embeddings = [np.stack([attacker_embed(y) for y in ys]) for ys in anon]
+            # As the voice gate does: a changed voice the VAD hears little of is embedded whole, never skipped.
+            embeddings = [np.stack([embed_changed_voice(y)[0] for y in ys]) for ys in anon]
             own = np.concatenate([np.sum(e_orig * e, axis=1) for e in embeddings])
             p48 = params_for(method, strength, speaker_seed(secrets[0], "x"))
             t = time.process_time()

@@ -15,6 +15,7 @@ without rendering, so a kill between publishing and writing the ledger never mak
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import random
@@ -118,15 +119,10 @@ def render_task(manifest: str, out_root: str, language: str, platform: str, iden
     return {
         "ok": True,
         "seconds": time.monotonic() - started,
-        "sha256": _sha256(result.path),
+        # The sidecar holds the hash render took of the published file: not read back and hashed again here.
+        "sha256": json.loads(result.sidecar.read_text(encoding="utf-8"))["output_sha256"],
         "bytes": result.bytes,
     }
-
-
-def _sha256(path: Path) -> str:
-    from clipper.media import content_hash
-
-    return content_hash(path)
 
 
 # ---------------------------------------------------------------------------------------------- executors

@@ -30,8 +30,6 @@ LEVEL_DBFS = -30.0
 # vocoder's presets reach max 0.76 (strong), 0.78 (medium), 0.95 (light); McAdams' 0.80, 0.90, 0.95, so McAdams can
 # fail the gate at medium and strong (README: Voice).
 THRESHOLDS = {"light": 0.96, "medium": 0.85, "strong": 0.80}
-# Less speech than this after silence trimming cannot be measured (nor, for the same reason, recognized).
-MIN_SPEECH_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +103,21 @@ def compared_mask(plan: RenderPlan, n: int) -> np.ndarray:
     return keep
 
 
+def embed_changed_voice(samples: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, str]:
+    """Speaker embedding of a changed voice, never refused for too little speech: when the voice detector hears too
+    little in it, all of it is embedded (and the note says so)."""
+    from clipper.voice.embed import embed
+
+    try:
+        return embed(samples, rate), ""
+    except VoiceError as e:
+        if "too little speech" not in e.message:
+            raise
+    # The detector hearing little is no proof the voice is gone (another attacker's detector may hear it).
+    note = "the changed voice reads as little speech to the voice detector: measured over all of it"
+    return embed(samples, rate, trim=False), note
+
+
 def similarity_of(original: np.ndarray, rendered: np.ndarray) -> tuple[float | None, str]:
     """Cosine similarity of two recordings' speaker embeddings (None and why, when the original has too little speech
     to be linked to anyone)."""
@@ -116,16 +129,7 @@ def similarity_of(original: np.ndarray, rendered: np.ndarray) -> tuple[float | N
         if "too little speech" in e.message:
             return None, e.message
         raise
-    note = ""
-    try:
-        b = embed(_level(rendered), RATE)
-    except VoiceError as e:
-        if "too little speech" not in e.message:
-            raise
-        # The original holds speech but the voice detector hears little in the changed voice. That is no proof the
-        # voice is gone (another attacker's detector may hear it): measure all of it rather than pass it unmeasured.
-        b = embed(_level(rendered), RATE, trim=False)
-        note = "the changed voice reads as little speech to the voice detector: measured over all of it"
+    b, note = embed_changed_voice(_level(rendered))
     return float(similarity(a, b)), note
 
 

@@ -204,27 +204,24 @@ def _vocoder(x: np.ndarray, sr: int, params: VoiceParams, period_ms: float = 5.0
     bins = sp.shape[1]
     freqs = np.arange(bins) / (bins - 1) * sr / 2
     log_sp = np.log(sp + 1e-20)
+    energy = sp.sum(axis=1)
+    loud = voiced & (energy > 1e-8 * energy.max())  # the frames that carry the voice
     dyn = params.get("dyn")
-    if dyn:
+    if dyn and loud.sum() > 1:
         # How far each cepstral coefficient moves over time is part of a person's articulation: scale every
         # coefficient's movement (voiced frames) to a generic speaker's, mixing `dyn` of the generic in.
-        energy = sp.sum(axis=1)
-        loud = voiced & (energy > 1e-8 * energy.max())
-        if loud.sum() > 1:
-            k = np.arange(1, DYN_TERMS + 1)
-            cep = np.fft.irfft(log_sp, axis=1)
-            centre = cep[loud][:, k].mean(axis=0)
-            spread = cep[loud][:, k].std(axis=0) + 1e-9
-            # Bounded: a held vowel barely moves, and amplifying what little it does only makes noise.
-            scale = (1 - dyn) + dyn * np.clip((GENERIC_DYN_A * k**-GENERIC_DYN_P) / spread, 0.25, 2.0)
-            cep[:, k] = centre + (cep[:, k] - centre) * scale
-            cep[:, -k] = cep[:, k]  # a real, even cepstrum: mirrored terms
-            log_sp = np.fft.rfft(cep, axis=1).real[:, :bins]
+        k = np.arange(1, DYN_TERMS + 1)
+        cep = np.fft.irfft(log_sp, axis=1)
+        mid = cep[loud][:, k].mean(axis=0)
+        spread = cep[loud][:, k].std(axis=0) + 1e-9
+        # Bounded: a held vowel barely moves, and amplifying what little it does only makes noise.
+        scale = (1 - dyn) + dyn * np.clip((GENERIC_DYN_A * k**-GENERIC_DYN_P) / spread, 0.25, 2.0)
+        cep[:, k] = mid + (cep[:, k] - mid) * scale
+        cep[:, -k] = cep[:, k]  # a real, even cepstrum: mirrored terms
+        log_sp = np.fft.rfft(cep, axis=1).real[:, :bins]
     coeffs = np.array([params.get(f"env{i}") for i in range(8)])
     if np.any(coeffs):
         # Replace the long-term envelope (the speaker's vocal tract and channel, on average) by the target one.
-        energy = sp.sum(axis=1)
-        loud = voiced & (energy > 1e-8 * energy.max())
         lt = log_sp[loud].mean(axis=0) if loud.any() else log_sp.mean(axis=0)
         cep = np.fft.irfft(lt)
         cep[30:-30] = 0.0  # keep its smooth shape only
