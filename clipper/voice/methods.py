@@ -51,9 +51,9 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
         },
         "strong": {
             "keep": 0.3,
-            "env": 0.7,
-            "warp_lo": 0.08,
-            "warp_hi": 0.18,
+            "env": 1.0,
+            "warp_lo": 0.12,
+            "warp_hi": 0.22,
             "f0_lo": 90.0,
             "f0_hi": 250.0,
             "dyn": 1.0,
