@@ -70,6 +70,29 @@ def cache_root(out_root: Path) -> Path:
     return Path(override) if override else Path(out_root) / ".cache"
 
 
+# A cache writer holds a temporary file for milliseconds to seconds; one this old belongs to a process that died.
+# The cache may be shared by several machines and renders, so "not ours" is no reason to delete: age is.
+STALE_CACHE_PARTIAL_S = 3600.0
+
+
+def sweep_cache_partials(root: Path, max_age_s: float = STALE_CACHE_PARTIAL_S) -> list[Path]:
+    """Delete temporary files older than max_age_s that killed writers left in the cache; return what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    for folder in folders:
+        for p in folder.iterdir():
+            if not (p.name.startswith(".") and "partial" in p.name and p.is_file()):
+                continue
+            try:
+                if now - p.stat().st_mtime > max_age_s:
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:
+                pass  # another process swept it first
+    return removed
+
+
 def cache_dir(out_root: Path) -> Path:
     """Where face analyses are kept: faces/ under cache_root."""
     return cache_root(out_root) / "faces"

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
-from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root
+from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root, sweep_cache_partials
 from clipper.captions.burn import BurnFiles, check_font_log, write_burn_files
 from clipper.captions.fonts import font_for
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
@@ -331,6 +331,7 @@ def shared_work(
     progress = progress or Progress()
     preview = bool(plan.variants) and plan.variants[0].preview
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    sweep_cache_partials(cache_root(out_root))
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
     gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes, sound and sound.path)
     faces = None

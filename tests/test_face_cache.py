@@ -49,3 +49,36 @@ def test_inconsistent_entry_is_a_miss(tmp_path):
         np.savez(f, frames=2, frame_index=np.array([5]), boxes=np.zeros((1, 5)), luma=np.zeros(2))
     assert cache.load("2" * 64) is None
     assert not bad.exists()
+
+
+def test_a_render_sweeps_old_temporary_files_from_the_cache_and_leaves_fresh_ones(
+    tmp_path, write_manifest, render_manifest, monkeypatch
+):
+    # A worker killed while writing a cache entry leaves its temporary file; the cache may be shared with renders
+    # running elsewhere, so only files older than any write can take are removed.
+    import os
+    import time
+
+    from media import tone_video
+
+    from clipper.analyze import STALE_CACHE_PARTIAL_S
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CLIPPER_CACHE_DIR", str(cache))
+    old_time = time.time() - STALE_CACHE_PARTIAL_S - 60
+    planted = {}
+    for sub, name in (("faces", ".partial-x1.npz"), ("sound", ".k.wav.123.partial"), ("loudness", ".k.json.9.partial")):
+        (cache / sub).mkdir(parents=True)
+        stale, fresh = cache / sub / name, cache / sub / f"{name}.fresh.partial"
+        stale.write_bytes(b"x")
+        fresh.write_bytes(b"x")
+        os.utime(stale, (old_time, old_time))
+        planted[stale] = fresh
+    keep = cache / "faces" / "entry.npz"  # a real entry is never swept, however old
+    keep.write_bytes(b"x")
+    os.utime(keep, (old_time, old_time))
+    src = tone_video(tmp_path / "src.mp4", seconds=1.0, size=(320, 180))
+    render_manifest(write_manifest({"cam": str(src)}, [{"source": "cam", "in": 0, "out": 1}]))
+    for stale, fresh in planted.items():
+        assert not stale.exists() and fresh.exists()
+    assert keep.exists()

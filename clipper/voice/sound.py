@@ -133,23 +133,27 @@ def cached_sound(
     samples, report = build_sound(plan, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    write_wav(tmp, samples, report.rate)
-    tmp.replace(path)
     meta_tmp = meta.with_name(f".{meta.name}.{os.getpid()}.partial")
-    meta_tmp.write_text(
-        json.dumps(
-            {
-                "rate": report.rate,
-                "seconds": report.seconds,
-                "voice_seconds": report.voice_seconds,
-                "voice_method": report.voice_method,
-                "voice_strength": report.voice_strength,
-                "bleeps": [[str(a), str(b)] for a, b in report.bleeps],
-            }
-        ),
-        encoding="utf-8",
-    )
-    meta_tmp.replace(meta)
+    try:
+        write_wav(tmp, samples, report.rate)
+        tmp.replace(path)
+        meta_tmp.write_text(
+            json.dumps(
+                {
+                    "rate": report.rate,
+                    "seconds": report.seconds,
+                    "voice_seconds": report.voice_seconds,
+                    "voice_method": report.voice_method,
+                    "voice_strength": report.voice_strength,
+                    "bleeps": [[str(a), str(b)] for a, b in report.bleeps],
+                }
+            ),
+            encoding="utf-8",
+        )
+        meta_tmp.replace(meta)
+    finally:  # a failed write (disk full) leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
+        meta_tmp.unlink(missing_ok=True)
     return path, report
 
 
