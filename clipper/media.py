@@ -239,14 +239,18 @@ def content_hash(path: Path, *, chunk: int = 4 << 20) -> str:
     """Return the sha256 of a file's bytes, cached beside nothing: keyed by path, size and mtime in memory."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _HASHES:
-        return _HASHES[key]
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path, chunk=chunk)
+    return _HASHES[key]
+
+
+def file_sha256(path: Path, *, chunk: int = 4 << 20) -> str:
+    """Return the sha256 of a file's bytes, read now (no memo: for files written once, like an output)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    return h.hexdigest()
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

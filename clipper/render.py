@@ -44,7 +44,7 @@ from clipper.graph import (
 )
 from clipper.manifest import LoadedManifest, load_manifest
 from clipper.masking import CroppingMasker, FaceReframe, FrameMasker, needs_pipe, plan_face_reframe
-from clipper.media import MediaFacts, content_hash, probe
+from clipper.media import MediaFacts, content_hash, file_sha256, probe
 from clipper.plan import CaptionPlan, RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
 from clipper.review import OverlayMasker
@@ -658,7 +658,7 @@ def _render_variant(
                     where=plan.manifest_path.name,
                     hint="use a stronger setting (anonymize.voice.strength: strong, or method: vocoder)",
                 )
-        sha = _sha256(tmp)
+        sha = file_sha256(tmp)
         size = tmp.stat().st_size
         sidecar = Sidecar(
             clipper_version=__version__,
@@ -845,11 +845,3 @@ def identifying_names(plan: RenderPlan) -> tuple[bytes, ...]:
     be specific; a short name like 'a' would match by chance)."""
     names = {s.path.stem for s in plan.segments} | {plan.manifest_path.stem}
     return tuple(sorted(n.encode() for n in names if len(n) >= 6))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
