@@ -333,3 +333,29 @@ def test_gate_every_can_be_made_denser_never_sparser(monkeypatch):
     monkeypatch.setenv("CLIPPER_GATE_EVERY", str(GATE_EVERY + 1))
     with pytest.raises(ClipperError, match="CLIPPER_GATE_EVERY"):
         gate_frames(plan, None)
+
+
+def test_silencing_the_models_chatter_from_many_threads_leaves_stderr_working():
+    # Gate threads load their interpreters at once; overlapping silences once left fd 2 on /dev/null for good,
+    # and the gate's own error message (exit 6) was lost about half the time (found by a QA sweep).
+    import os
+    import threading
+    import time
+
+    from clipper.faces.gate import _quiet_stderr
+
+    before = os.fstat(2)
+    barrier = threading.Barrier(8)
+
+    def load() -> None:
+        barrier.wait()
+        with _quiet_stderr():
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

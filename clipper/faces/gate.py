@@ -75,18 +75,24 @@ def model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 for a moment: LiteRT's C++ side prints an INFO line there on every load."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    # One thread at a time: two overlapping silences could save the silenced descriptor and restore it last,
+    # leaving the process's stderr on /dev/null (the gate's own error message was then lost).
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @functools.cache
