@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -501,10 +501,11 @@ def face_video(
     face_px: int = 90,
     dark: range = range(0),
     audio: bool = True,
+    shown: Container[int] | None = None,
 ) -> tuple[Path, list[tuple[int, int, int, int]]]:
     """Write a video of the astronaut's head (a real face, public domain) gliding left to right over a grey
-    background; frames in `dark` are dimmed to near black. Returns the path and the face box (x, y, w, h)
-    in every frame, in the picture's pixels."""
+    background; frames in `dark` are dimmed to near black, and only frames in `shown` (default: all) show the head.
+    Returns the path and the face box (x, y, w, h) in every frame, in the picture's pixels."""
     from PIL import Image
     from skimage import data as skimage_data
 
@@ -522,7 +523,8 @@ def face_video(
                 frame = np.full((height, width, 3), 128, np.uint8)
                 x = round((width - sw) * i / max(1, frames - 1))
                 y = (height - sh) // 2
-                frame[y : y + sh, x : x + sw] = sprite
+                if shown is None or i in shown:
+                    frame[y : y + sh, x : x + sw] = sprite
                 if i in dark:
                     frame = (frame.astype(np.float32) * 0.05).astype(np.uint8)
                 boxes.append((x + round(40 * scale), y + round(20 * scale), round(190 * scale), round(210 * scale)))
