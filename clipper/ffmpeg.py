@@ -145,11 +145,28 @@ def run_ffmpeg(
     stderr = "".join(stderr_chunks)
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(format_cmd(cmd) + "\n\n" + stderr, encoding="utf-8")
+        log_path.write_text(format_cmd(cmd) + "\n\n" + without_tags(stderr), encoding="utf-8")
     if rc != 0:
         tail = "\n".join(stderr.strip().splitlines()[-6:])
         raise FfmpegError(f"{what} failed (ffmpeg exit {rc}):\n{tail}", hint=hint_for(stderr))
     return stderr
+
+
+def without_tags(stderr: str) -> str:
+    """ffmpeg's log without the tags it prints for each input and output (a source's GPS position, title, camera,
+    creation time, chapter names): every line indented under a "Metadata:" line."""
+    out: list[str] = []
+    under: int | None = None  # indent of the "Metadata:" line whose block is being dropped
+    for line in stderr.splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if under is not None and line.strip() and indent > under:
+            continue
+        under = None
+        if line.strip() == "Metadata:":
+            under = indent
+            line = line.rstrip("\n") + " (not logged)\n"
+        out.append(line)
+    return "".join(out)
 
 
 def _read_exact(stream: IO[bytes], buf: memoryview) -> int:

@@ -216,6 +216,12 @@ def output_dir(out_root: Path, plan: RenderPlan) -> Path:
     return out_root / plan.manifest_id
 
 
+def log_dir(out_root: Path, plan: RenderPlan) -> Path:
+    """Where a clip's ffmpeg logs are kept: beside the caches, never in the folder that is published (a log's
+    command line names the source files)."""
+    return cache_root(out_root) / "logs" / plan.manifest_id
+
+
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Delete files and work folders an interrupted render left behind; return what was removed."""
     removed = []
@@ -585,6 +591,7 @@ def _render_variant(
     }
     final = folder / variant.filename
     tmp = folder / f".{variant.filename}{PARTIAL}"
+    logs = log_dir(folder.parent, plan)
     captions = plan.captions.get(variant.language)
     burn = None
     if captions is not None:
@@ -625,11 +632,11 @@ def _render_variant(
                 face_reframe=face_reframe,
                 captions=burn,
                 sound=sound.path if sound else None,
-                log_path=folder / ".logs" / f"{variant.filename}.log",
+                log_path=logs / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
             if burn is not None:
-                log_text = (folder / ".logs" / f"{variant.filename}.log").read_text(encoding="utf-8", errors="replace")
+                log_text = (logs / f"{variant.filename}.log").read_text(encoding="utf-8", errors="replace")
                 check_font_log(log_text, what=f"render of {variant.filename}")
             # Previews are checked too (they get passed around): everything but loudness, which their
             # one-pass normalization only approximates.
@@ -640,7 +647,7 @@ def _render_variant(
                 raise VerifyError(
                     f"{variant.filename} failed its checks and was not published:\n  " + "\n  ".join(report.failures),
                     where=plan.manifest_path.name,
-                    hint="run with --debug; the ffmpeg log is in " + str(folder / ".logs"),
+                    hint="run with --debug; the ffmpeg log is in " + str(logs),
                 )
             assert variant.max_bytes is not None
             settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
