@@ -608,7 +608,19 @@ def _compose(path: Path, text: str) -> yaml.Node:
     return root
 
 
-def _reject_duplicate_keys(path: Path, node: yaml.Node) -> None:
+def _reject_duplicate_keys(path: Path, node: yaml.Node, inside: frozenset[int] = frozenset()) -> None:
+    if id(node) in inside:
+        # `a: &x [*x]`: an alias inside what it names would nest forever.
+        raise ManifestError(
+            [
+                ClipperError(
+                    "a YAML alias refers to a list or mapping that contains it (it would nest forever)",
+                    where=f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}",
+                    hint="write the values out, or point the alias (*name) at something outside its own anchor",
+                )
+            ]
+        )
+    inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, yaml.Node] = {}
         for key, value in node.value:
@@ -626,10 +638,10 @@ def _reject_duplicate_keys(path: Path, node: yaml.Node) -> None:
                 )
             if k is not None:
                 seen[k] = key
-            _reject_duplicate_keys(path, value)
+            _reject_duplicate_keys(path, value, inside)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _reject_duplicate_keys(path, item)
+            _reject_duplicate_keys(path, item, inside)
 
 
 def _construct(path: Path, root: yaml.Node) -> Any:
