@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -326,10 +328,27 @@ def _err(e: ClipperError) -> None:
     print(e.render() if located else f"error: {e.render()}", file=sys.stderr)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so that every cleanup an interrupt runs runs too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    # A service manager or scheduler stops a render with SIGTERM (a closed terminal sends SIGHUP): without this,
+    # Python died at once and its ffmpeg went on writing an unchecked file. Batch workers set their own handler.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _raise_terminated) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return args.func(args)
     except ClipperError as e:
@@ -341,9 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         # `clipper plan --json | head`: the reader left; not an error of ours.
         sys.stdout = None  # type: ignore[assignment]
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
-        return 130
+        return 128 + e.signum if isinstance(e, _Terminated) else 130
+    finally:
+        for signum, handler in previous.items():  # main() called from a program: its own handlers come back
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -429,6 +429,33 @@ def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manife
     assert not list(folder.glob(".*.partial")) and not list(folder.glob(".work-*"))
 
 
+def test_a_render_stopped_with_sigterm_stops_its_ffmpeg_and_keeps_nothing(tmp_path, write_manifest):
+    # What a service manager or batch scheduler sends. Python used to die at once, and its ffmpeg, reparented,
+    # finished an unchecked file that looked complete (found by a QA sweep).
+    tone_video(tmp_path / "src.mp4", seconds=8, size=(1280, 720))
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], platforms=["youtube"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(out), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    folder = out / "clip"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "render finished before it could be stopped"
+    ffmpegs = _children(proc.pid)
+    assert ffmpegs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err and "interrupted" in err
+    time.sleep(0.5)
+    still = [pid for pid in ffmpegs if Path(f"/proc/{pid}").exists()]
+    assert still == [], "ffmpeg outlived clipper"
+    assert list(folder.glob("*.mp4")) == [] and list(folder.glob(".*.partial")) == []
+
+
 def test_previews_are_checked_for_metadata_and_length_too(tmp_path, write_manifest):
     # Previews get passed around: the same metadata, fingerprint and length checks apply (not loudness).
     tone_video(tmp_path / "src.mp4", seconds=3)
