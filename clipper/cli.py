@@ -360,6 +360,18 @@ def main(argv: list[str] | None = None) -> int:
         # `clipper plan --json | head`: the reader left; not an error of ours.
         sys.stdout = None  # type: ignore[assignment]
         return 0
+    except OSError as e:
+        # The file system said no (--out names a file, no permission, disk full): a clear line, not a traceback.
+        if args.debug:
+            raise
+        where = e.filename or ""
+        _err(
+            ClipperError(
+                f"cannot write or read {where}: {e.strerror or e}" if where else f"file system error: {e}",
+                hint="check that --out names a folder (not a file) you can write to, with free space",
+            )
+        )
+        return ClipperError.exit_code
     except KeyboardInterrupt as e:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 128 + e.signum if isinstance(e, _Terminated) else 130

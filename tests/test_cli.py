@@ -255,3 +255,13 @@ def test_version_prints_the_version(tmp_path):
     r = run(tmp_path, "--version")
     assert r.returncode == 0
     assert r.stdout.strip() == f"clipper {__version__}"
+
+
+def test_an_out_folder_that_is_a_file_is_a_clear_error(tmp_path, src):
+    # It was a NotADirectoryError traceback (found by a QA sweep).
+    write(tmp_path, "good.yaml", sources={"cam": src.name}, segments=TWO_CUTS)
+    (tmp_path / "afile").write_text("not a folder")
+    for command in ("render", "batch"):
+        r = run(tmp_path, command, "good.yaml", "--out", "afile")
+        assert r.returncode == 1, (command, r.stderr)
+        assert "Traceback" not in r.stderr and "Not a directory" in r.stderr and "--out" in r.stderr, r.stderr
