@@ -1,9 +1,12 @@
-"""Title and end cards: text composed with MoviePy at a platform's geometry, saved as one PNG frame."""
+"""Title and end cards: text drawn by libass (as captions are) at a platform's geometry, saved as one PNG frame."""
 
 from __future__ import annotations
 
+import shutil
+import unicodedata
 from pathlib import Path
 
+from clipper.captions.fonts import CaptionFont
 from clipper.errors import ClipperError
 from clipper.plan import CardPlan
 
@@ -18,51 +21,118 @@ def default_font() -> Path:
     return files[0]
 
 
+def card_font(card: CardPlan) -> CaptionFont:
+    """The font a card is drawn in: the manifest's, or the first bundled one that has every character of its text."""
+    from clipper.captions.fonts import FONT_PACKAGES, bundled_font, load_font
+
+    if card.font is not None:
+        if not card.font.is_file():
+            raise ClipperError(
+                f"card font not found: {card.font}", hint="name a .ttf/.otf file relative to the manifest"
+            )
+        font = load_font(card.font)
+        missing = font.missing(card.text)
+        if missing:
+            raise ClipperError(
+                f"the {card.kind} card's font {card.font.name} cannot draw {_sample(missing)}",
+                hint="name a font that has these characters, or leave `font` out to use a bundled one",
+            )
+        return font
+    for script in FONT_PACKAGES:  # Latin (with Cyrillic and Greek) first, then Arabic, Hebrew, Japanese
+        font = bundled_font(script)
+        if not font.missing(card.text):
+            return font
+    missing = bundled_font("latin").missing(card.text)
+    raise ClipperError(
+        f"no bundled font can draw all of the {card.kind} card's text ({_sample(missing)})",
+        hint="name a font that has every character (cards: {intro: {font: fonts/your-font.ttf}})",
+    )
+
+
+def _sample(chars: set[str]) -> str:
+    return ", ".join(f"{c!r} (U+{ord(c):04X})" for c in sorted(chars)[:5])
+
+
 def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path:
     """Draw `card` centred on its background at width×height and save it as a PNG."""
-    from moviepy import ColorClip, CompositeVideoClip, TextClip
-    from PIL import Image, ImageColor
+    import ffmpeg
+    from PIL import ImageColor
 
-    font = card.font or default_font()
-    if not font.is_file():
-        raise ClipperError(f"card font not found: {font}", hint="name a .ttf/.otf file relative to the manifest")
+    from clipper.captions.burn import check_font_log
+    from clipper.captions.layout import _colour, ass_line
+    from clipper.ffmpeg import run_ffmpeg
+
+    font = card_font(card)
     font_px = max(12, round(card.text_size * height))
     margin = round(0.08 * width)
-    # MoviePy's own 'caption' wrapping misjudges widths and clips words at the edges, so lines are
-    # broken here by the width each one measures in the real font, and MoviePy lays out the label.
+    # libass draws the text, as it draws captions: Arabic joined and right to left, every script in its own font,
+    # and a character the font lacks is an error (checked above, and in ffmpeg's log below), never a box.
     lines = wrap_text(card.text, font, font_px, width - 2 * margin)
-    text = TextClip(
-        font=str(font),
-        text="\n".join(lines),
-        font_size=font_px,
-        color=card.color,
-        method="label",
-        text_align="center",
-        interline=round(font_px * 0.25),
-        margin=(0, round(font_px * 0.3)),
-        duration=1,
+    rtl = any(unicodedata.bidirectional(c) in ("R", "AL") for c in card.text)
+    r, g, b = ImageColor.getrgb(card.color)[:3]
+    ass = "\n".join(
+        [
+            "[Script Info]",
+            "ScriptType: v4.00+",
+            f"PlayResX: {width}",
+            f"PlayResY: {height}",
+            "WrapStyle: 2",
+            "ScaledBorderAndShadow: yes",
+            "YCbCr Matrix: None",
+            "",
+            "[V4+ Styles]",
+            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+            "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+            "MarginL, MarginR, MarginV, Encoding",
+            f"Style: Card,{font.family},{font.ass_size(font_px):.2f},{_colour((r << 16) | (g << 8) | b)},"
+            f"&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,0,0,5,{margin},{margin},0,-1",
+            "",
+            "[Events]",
+            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+            "Dialogue: 0,0:00:00.00,0:00:10.00,Card,,0,0,0,," + "\\N".join(ass_line(t, rtl) for t in lines),
+            "",
+        ]
     )
-    bg = ColorClip(size=(width, height), color=ImageColor.getrgb(card.background)[:3], duration=1)
-    frame = CompositeVideoClip([bg, text.with_position("center")], size=(width, height)).get_frame(0)
+    work = dest.parent / f".{dest.stem}-card"
+    fonts = work / "fonts"
+    fonts.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(font.path, fonts / ("card" + font.path.suffix.lower()))
+    script = work / "card.ass"
+    script.write_text(ass, encoding="utf-8")
+    br, bg, bb = ImageColor.getrgb(card.background)[:3]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame.astype("uint8")).save(dest)
+    graph = (
+        ffmpeg.input(f"color=c=0x{br:02X}{bg:02X}{bb:02X}:s={width}x{height}:d=1,format=rgb24", f="lavfi")
+        .filter("subtitles", filename=str(script), fontsdir=str(fonts))
+        .output(str(dest), vframes=1, update=1)
+    )
+    try:
+        log = run_ffmpeg(graph.get_args(), what=f"drawing the {card.kind} card")
+        check_font_log(log, what=f"the {card.kind} card")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return dest
 
 
-def wrap_text(text: str, font: Path, font_px: int, max_width_px: int) -> list[str]:
-    """Break text into lines no wider than max_width_px when drawn in `font` at font_px."""
-    from PIL import ImageFont
-
-    face = ImageFont.truetype(str(font), font_px)
+def wrap_text(text: str, font: CaptionFont, font_px: int, max_width_px: int) -> list[str]:
+    """Break text into lines no wider than max_width_px when shaped in `font` at font_px (HarfBuzz widths)."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         line = ""
         for word in paragraph.split():
             trial = f"{line} {word}".strip()
-            if not line or face.getlength(trial) <= max_width_px:
+            if not line or font.width(trial, font_px) <= max_width_px:
                 line = trial
             else:
                 lines.append(line)
                 line = word
+            # Japanese and Chinese put no spaces between words: a "word" wider than the card breaks between
+            # characters.
+            while font.width(line, font_px) > max_width_px and len(line) > 1:
+                cut = next(
+                    k for k in range(len(line), 0, -1) if font.width(line[:k], font_px) <= max_width_px or k == 1
+                )
+                lines.append(line[:cut])
+                line = line[cut:].lstrip()
         lines.append(line)
     return lines

@@ -24,7 +24,7 @@ from clipper.captions.fonts import font_for
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
 from clipper.captions.read import SubtitleError, SubtitleFile, read_subtitles
 from clipper.captions.timing import TimedCue
-from clipper.cards import render_card_png
+from clipper.cards import card_font, render_card_png
 from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
@@ -122,7 +122,15 @@ def prepare(
     lm = load_manifest(manifest_path)
     facts = probe_sources(lm)
     subtitles = read_captions(lm, languages or lm.manifest.outputs.languages)
-    return plan_clip(lm, facts, platforms=platforms, languages=languages, preview=preview, subtitles=subtitles)
+    plan = plan_clip(lm, facts, platforms=platforms, languages=languages, preview=preview, subtitles=subtitles)
+    for card in (plan.intro, plan.outro):
+        if card is not None:
+            try:
+                card_font(card)  # a card whose text no font can draw stops here, not after the analysis
+            except ClipperError as e:
+                where = f"{lm.path}: cards.{card.kind}"
+                raise ManifestError([ClipperError(e.message, where=where, hint=e.hint)]) from None
+    return plan
 
 
 def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, SubtitleFile]:
