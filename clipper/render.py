@@ -143,6 +143,14 @@ def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, Subtitl
         sub = read_subtitles(lm.path.parent / spec.file)
         font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
         for cue in sub.cues:
+            if any("\ufffd" in line for line in cue.lines):
+                # The parser turns a NUL byte (or undecodable text) into U+FFFD, as the WebVTT spec says; on screen
+                # it is a "�" in a published caption.
+                raise SubtitleError(
+                    "a caption holds U+FFFD '\ufffd' (a NUL byte or text in another encoding in the file)",
+                    where=f"{sub.path}:{cue.line}",
+                    hint="fix the text on this line and save the file as UTF-8",
+                )
             missing = font.missing("".join(cue.lines))
             if missing:
                 listed = ", ".join(f"U+{ord(c):04X} {c!r}" for c in sorted(missing))

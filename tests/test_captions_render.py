@@ -155,3 +155,15 @@ def test_a_character_the_font_lacks_stops_the_render_before_it_starts(tmp_path, 
         render_manifest(doc)
     assert e.value.where.endswith("subs.en.vtt:3") and "U+2603" in e.value.message
     assert not (tmp_path / "out" / "clip").exists() or not list((tmp_path / "out" / "clip").glob("*.mp4"))
+
+
+def test_a_nul_byte_in_a_caption_stops_the_render_at_its_line(tmp_path, write_manifest, render_manifest):
+    # The parser makes a NUL into U+FFFD (as the WebVTT spec says), which was burned in as "�" (found by a QA sweep).
+    _grey_clip(tmp_path / "src.mp4", 3)
+    vtt = "WEBVTT\n\n00:00:00.500 --> 00:00:01.000\nfine\n\n00:00:01.000 --> 00:00:02.000\nnul\x00byte\n"
+    (tmp_path / "subs.en.vtt").write_text(vtt, encoding="utf-8")
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.vtt\noutputs:"))
+    with pytest.raises(SubtitleError) as e:
+        render_manifest(doc)
+    assert e.value.where.endswith("subs.en.vtt:6") and "U+FFFD" in e.value.message
