@@ -202,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("voicecheck", help="how linkable a rendered voice is to the original (speaker embeddings)")
     s.add_argument("original", help="a recording of the original voice (any audio or video file)")
     s.add_argument("rendered", help="the rendered clip (or any recording) to compare")
-    s.add_argument("--strength", default="strong", help="whose threshold to judge by (default: strong)")
+    s.add_argument(
+        "--strength",
+        default="strong",
+        choices=("light", "medium", "strong"),
+        help="whose threshold to judge by (default: strong)",
+    )
     s.set_defaults(func=_cmd_voicecheck)
 
     s = sub.add_parser("probe", help="print what clipper knows about media files")
@@ -295,6 +300,8 @@ def _cmd_voicecheck(args: argparse.Namespace) -> int:
     from clipper.voice.check import compare_files
 
     for f in (args.original, args.rendered):
+        if Path(f).is_dir():
+            raise MediaError("is a folder", where=f, hint="name an audio or video file")
         if not Path(f).is_file():
             raise MediaError("no such file", where=f, hint="name an audio or video file")
     verdict = compare_files(Path(args.original), Path(args.rendered), args.strength)

@@ -791,6 +791,9 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             close = difflib.get_close_matches(str(e.get("input")), options, n=1)
             msg = f"{e.get('input')!r} is not one of: {', '.join(options)}"
             hint = f"did you mean {close[0]!r}?" if close else ""
+            if isinstance(e.get("input"), str) and not re.findall(r"'([^']*)'", expected):
+                # clipper: "1": the allowed value is a number, and quotes made the text '1'.
+                hint = f"write {e.get('input')} without quotes (a number, not text)"
         if kind == "missing":
             msg = f"required field {field_name!r} is missing"
             hint = _HINTS_BY_FIELD.get(field_name, "")

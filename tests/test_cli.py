@@ -265,3 +265,11 @@ def test_an_out_folder_that_is_a_file_is_a_clear_error(tmp_path, src):
         r = run(tmp_path, command, "good.yaml", "--out", "afile")
         assert r.returncode == 1, (command, r.stderr)
         assert "Traceback" not in r.stderr and "Not a directory" in r.stderr and "--out" in r.stderr, r.stderr
+
+
+def test_voicecheck_refuses_an_unknown_strength_and_a_folder_as_usage_errors(tmp_path, src):
+    # An unknown strength exited 7 ("the voice step cannot run"), a folder said "no such file" (found by a QA sweep).
+    r = run(tmp_path, "voicecheck", src.name, src.name, "--strength", "extreme")
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+    r = run(tmp_path, "voicecheck", ".", src.name)
+    assert r.returncode == 3 and "is a folder" in r.stderr

@@ -96,6 +96,8 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "'in'",
         "appears twice (first on line 7)",
     ),
+    # the hint said "did you mean '1'?" (found by a QA sweep)
+    ("quoted-version", _with({1: 'clipper: "1"'}), 1, "clipper", "write 1 without quotes"),
     # a recursive alias crashed every command with a RecursionError traceback (found by a QA sweep)
     ("recursive-alias", _with(extra="topics: &t [qa, *t]\n"), 14, "", "alias refers to a list or mapping"),
     # --- unknown keys, with "did you mean"
