@@ -117,6 +117,7 @@ class SegmentFaces:
     masks: list[FrameMask]
     cached: bool
     seconds: float
+    flashed: tuple[int, ...] = ()  # skipped frames analysed because they showed a picture of their own
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class FaceAnalysis:
                     "frames_held": cov["frames_with"]["held"],
                     "frames_interpolated": cov["frames_with"]["interpolated"],
                     "frames_masked_whole_dark": cov["full_frame"],
+                    "frames_analysed_for_a_flash": len(seg.flashed),
                     "stretches": [{"first": a, "last": b, "kind": k} for a, b, k in cov["stretches"]],
                     "from_cache": seg.cached,
                     "analysis_seconds": round(seg.seconds, 3),
@@ -207,11 +209,11 @@ def analyze_faces(
                 if on_progress:
                     on_progress(base + n, total)
 
-            dets, luma = _detect_segment(plan, seg, detector, frame_done, stride)
+            dets, luma, flashed = _detect_segment(plan, seg, detector, frame_done, stride)
             if cache is not None:
-                cache.save(key, dets, luma)
+                cache.save(key, dets, luma, flashed)
         else:
-            dets, luma = hit.detections, hit.luma
+            dets, luma, flashed = hit.detections, hit.luma, hit.flashed
         done += seg.out_frames
         if on_progress:
             on_progress(done, total)
@@ -224,6 +226,7 @@ def analyze_faces(
                 masks=masks,
                 cached=hit is not None,
                 seconds=time.monotonic() - started,
+                flashed=flashed,
             )
         )
     starts = tuple(s.clip_start_frame for s in plan.segments)
@@ -234,8 +237,9 @@ def analyze_faces(
 
 def _detect_segment(
     plan: RenderPlan, seg: SegmentPlan, detector: FaceDetector, on_frame: Callable[[int], None], stride: int = 1
-) -> tuple[list[list[Detection]], list[float]]:
-    """Run the detector over every stride-th frame of one cut and its last; boxes in full-resolution pixels."""
+) -> tuple[list[list[Detection]], list[float], tuple[int, ...]]:
+    """Run the detector over every stride-th frame of one cut, its last, and skipped frames that flash; return the
+    boxes (full-resolution pixels) and mean luma per frame, and the skipped frames that were analysed."""
     # ffmpeg scales the frames to the detector's width (cheaper than scaling in Python); boxes are scaled
     # back up here.
     args, w, h = analysis_cmd(plan, seg, detector.width)
@@ -257,6 +261,7 @@ def _detect_segment(
     # Frames since the last analysed one (which comes first): (index, picture, grey), judged when the next
     # analysed frame arrives and both neighbours of every skipped frame are known.
     window: list[tuple[int, np.ndarray, np.ndarray]] = []
+    flashed: list[int] = []
     for frame in read_frames(args, w * h * 3, what=f"face analysis of segment {seg.index + 1}"):
         rgb = frame.reshape(h, w, 3)
         index = len(dets)
@@ -271,6 +276,7 @@ def _detect_segment(
         for (_, _, before), (j, skipped, g), (_, _, after) in zip(window, window[1:], window[2:], strict=False):
             if flash_score(before, g, after) > FLASH_THRESHOLD:
                 dets[j] = detect(j, skipped)
+                flashed.append(j)
         window = [window[-1]]
         if len(dets) % 25 == 0:
             on_frame(len(dets))
@@ -281,7 +287,7 @@ def _detect_segment(
             where=str(seg.path),
             hint="the source may be damaged near this cut; re-export it, or move the cut",
         )
-    return dets, luma
+    return dets, luma, tuple(flashed)
 
 
 def flash_score(before: np.ndarray, grey: np.ndarray, after: np.ndarray, block: int = FLASH_BLOCK) -> float:

@@ -791,12 +791,19 @@ def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int 
     """Output frames the face gate checks: every `every`-th (default GATE_EVERY), and all frames where a face is
     likelier to slip through: near a join or card edge, where masks are held or the picture is dark (the primary
     detector did not see the face there), and near every frame where the number of masks changes (a face coming
-    into view or leaving it, where a track's first or last detection may be late)."""
+    into view or leaving it, where a track's first or last detection may be late), and every frame the analysis
+    looked at because it flashed a picture of its own."""
     every = every or gate_every()
     cuts = [plan.intro_frames + s.clip_start_frame for s in plan.segments] + [plan.intro_frames + plan.clip_frames]
     chosen = set(select_frames(plan.total_frames, every=every, cuts=cuts, margin=GATE_CUT_MARGIN))
     if faces is None or every == 1:
         return sorted(chosen)
+    for seg_plan, seg in zip(plan.segments, faces.segments, strict=True):
+        # A frame the analysis looked at only because it flashed a picture of its own: the gate's own sampling
+        # could skip it as the analysis's stride did, so it is checked, as are its neighbours.
+        for j in seg.flashed:
+            frame = plan.intro_frames + seg_plan.clip_start_frame + j
+            chosen.update(range(max(0, frame - 1), min(plan.total_frames, frame + 2)))
     previous: tuple[int, bool] | None = None
     for clip_frame in range(plan.clip_frames):
         _, mask = faces.mask_at(clip_frame)

@@ -14,9 +14,10 @@ def test_round_trip_keeps_every_box_in_its_frame(tmp_path):
     cache = DetectionCache(tmp_path)
     dets = [[Detection(1.5, 2.25, 40.0, 50.0, 0.9)], [], [Detection(0, 0, 5, 5, 0.3), Detection(9, 9, 19, 19, 0.8)], []]
     key = track_key(**KEY_ARGS)
-    cache.save(key, dets, [10.0, 20.5, 0.0, 255.0])
+    cache.save(key, dets, [10.0, 20.5, 0.0, 255.0], flashed=(1, 3))
     loaded = cache.load(key)
     assert loaded is not None and loaded.detections == dets and loaded.luma == [10.0, 20.5, 0.0, 255.0]
+    assert loaded.flashed == (1, 3)
     assert [p.name for p in tmp_path.iterdir()] == [f"{key}.npz"]  # no temporary file left
 
 

@@ -134,7 +134,19 @@ def test_a_face_shown_on_single_skipped_frames_is_found_and_masked(
     _assert_faces_hidden([frames[21], frames[75]], [boxes[21], boxes[75]], 2.0)
     side = json.loads(result.sidecar.read_text())
     assert side["faces"]["analysis_stride"] == 2 and side["faces"]["frames_with_faces_detected"] == 2
+    assert side["faces"]["segments"][0]["frames_analysed_for_a_flash"] == 2
     assert side["checks"]["faces"]["faces_found"] == 0
+    # With the gate's own sampling (every 2nd frame), the flashed frames are checked too: the gate is the
+    # independent look, and it must not share the analysis's blind frames.
+    from clipper.analyze import analyze_faces, cache_dir
+    from clipper.faces.cache import DetectionCache
+    from clipper.render import gate_frames, prepare
+
+    monkeypatch.delenv("CLIPPER_GATE_EVERY")
+    plan = prepare(path)
+    faces = analyze_faces(plan, DetectionCache(cache_dir(tmp_path / "out")))
+    assert faces.segments[0].cached and faces.segments[0].flashed == (21, 75)
+    assert {20, 21, 22, 74, 75, 76} <= set(gate_frames(plan, faces))
 
 
 def test_the_flash_score_tells_a_flashed_picture_from_motion():

@@ -266,7 +266,7 @@ def _steady_then_face(n: int, enters: int, held: range) -> SimpleNamespace:
             return 0, FrameMask(f, (), False, "none")
         return 0, FrameMask(f, ((10, 10, 50, 50),), False, "held" if f in held else "detected")
 
-    return SimpleNamespace(mask_at=mask_at)
+    return SimpleNamespace(mask_at=mask_at, segments=[SimpleNamespace(flashed=())])
 
 
 def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(monkeypatch):
@@ -306,7 +306,8 @@ def test_gate_samples_frames_bridged_between_detections(monkeypatch):
     plan = SimpleNamespace(
         intro_frames=0, clip_frames=n, total_frames=n, segments=[SimpleNamespace(clip_start_frame=0)]
     )
-    frames = gate_frames(plan, SimpleNamespace(mask_at=lambda f: (0, masks[f])), every=2)
+    faces = SimpleNamespace(mask_at=lambda f: (0, masks[f]), segments=[SimpleNamespace(flashed=())])
+    frames = gate_frames(plan, faces, every=2)
     chosen = set(frames)
     # The second face's first sighting is frame 60; it is held 15 frames before that: every frame around the
     # change from one face in view to two is checked.

@@ -16,7 +16,7 @@ from clipper import __version__
 from clipper.faces.track import Detection
 
 # Bumped whenever detection or its pre/post-processing changes meaning: old entries are then not reused.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: the frames analysed for a flash are stored too
 
 
 def track_key(*, source_sha256: str, in_frame: int, out_frame: int, fps: str, detector_id: str) -> str:
@@ -37,6 +37,7 @@ class CachedSegment:
 
     detections: list[list[Detection]]
     luma: list[float]
+    flashed: tuple[int, ...] = ()  # skipped frames analysed because they showed a picture of their own
 
 
 class DetectionCache:
@@ -54,8 +55,10 @@ class DetectionCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 frames = int(data["frames"])
-                index, boxes, luma = data["frame_index"], data["boxes"], data["luma"]
+                index, boxes, luma, flashed = data["frame_index"], data["boxes"], data["luma"], data["flashed"]
             if luma.shape != (frames,) or (index.size and not 0 <= index.min() <= index.max() < frames):
+                raise ValueError("inconsistent entry")
+            if flashed.size and not 0 <= flashed.min() <= flashed.max() < frames:
                 raise ValueError("inconsistent entry")
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             # Missing or damaged: the caller detects again; a damaged entry is never half-used.
@@ -64,9 +67,11 @@ class DetectionCache:
         out: list[list[Detection]] = [[] for _ in range(frames)]
         for i, (x0, y0, x1, y1, score) in zip(index.tolist(), boxes.tolist(), strict=True):
             out[i].append(Detection(x0, y0, x1, y1, score))
-        return CachedSegment(detections=out, luma=luma.tolist())
+        return CachedSegment(detections=out, luma=luma.tolist(), flashed=tuple(flashed.tolist()))
 
-    def save(self, key: str, detections: list[list[Detection]], luma: list[float]) -> Path:
+    def save(
+        self, key: str, detections: list[list[Detection]], luma: list[float], flashed: tuple[int, ...] = ()
+    ) -> Path:
         """Store one segment's detections and frame lumas under `key` (written to a temporary name, then renamed)."""
         if len(luma) != len(detections):
             raise ValueError(f"{len(luma)} luma values for {len(detections)} frames")
@@ -82,6 +87,7 @@ class DetectionCache:
                     frame_index=index,
                     boxes=boxes.reshape(-1, 5),
                     luma=np.array(luma, dtype=np.float64),
+                    flashed=np.array(flashed, dtype=np.int64),
                 )
             os.replace(tmp, self._path(key))
         except BaseException:
