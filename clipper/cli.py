@@ -136,7 +136,22 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
         results = render(plan, Path(args.out), progress=progress, overlays=masks)
     if not args.quiet:
         print_summary(results)
+        _warn_dark(results)
     return 0
+
+
+def _warn_dark(results: list) -> None:
+    """Say when frames were masked whole for being too dark: safe, but maybe not what the editor wanted."""
+    if not results:
+        return
+    faces = json.loads(results[0].sidecar.read_text(encoding="utf-8")).get("faces") or {}
+    dark, frames = faces.get("frames_masked_whole_dark", 0), faces.get("frames", 0)
+    if dark:
+        print(
+            f"warning: {dark} of {frames} frames were masked whole, too dark to trust the face detector"
+            " (mean brightness under 16 of 255); brighten the source if that is not what you want",
+            file=sys.stderr,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

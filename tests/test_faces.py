@@ -340,6 +340,23 @@ def test_the_cli_renders_faces_quietly(tmp_path, write_manifest):
     assert r.stderr == ""  # no runtime chatter (LiteRT prints an INFO line on every model load)
 
 
+def test_the_cli_warns_when_frames_were_masked_whole_for_darkness(tmp_path, write_manifest):
+    # Safe, but a dim source masked black from end to end surprised a QA sweep: the editor is told.
+    import subprocess
+    import sys
+
+    face_video(tmp_path / "face.mp4", frames=25, dark=range(5, 15))
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1}], faces=PIXELATE)
+    r = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "render", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "warning: 10 of 25 frames were masked whole" in r.stderr
+
+
 def test_a_failing_mask_step_kills_both_ffmpeg_processes_at_once():
     from clipper.errors import FfmpegError
     from clipper.ffmpeg import run_ffmpeg_pipeline
