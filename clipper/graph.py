@@ -240,7 +240,9 @@ def _reframe(v, mode: str, src_w: int, src_h: int, out_w: int, out_h: int, fps: 
     split = v.filter_multi_output("split")
     fg, bg = split.stream(0), split.stream(1)
     small_w, small_h = max(2, out_w // 8 // 2 * 2), max(2, out_h // 8 // 2 * 2)
-    bg = bg.filter("fps", fps=PAD_BLUR_FPS, round="down")
+    # eof_action=pass: a cut of one frame (a one-frame source) still gets its background; rounding alone made
+    # none, and the overlay then ended the picture before it began (found by a QA sweep).
+    bg = bg.filter("fps", fps=PAD_BLUR_FPS, round="down", eof_action="pass")
     bg = bg.filter("scale", small_w, small_h, force_original_aspect_ratio="increase", flags="area")
     bg = bg.filter("crop", small_w, small_h).filter("gblur", sigma=6)
     bg = bg.filter("eq", brightness=-0.08).filter("scale", out_w, out_h, flags="bilinear")

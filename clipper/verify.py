@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from clipper.errors import MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
 from clipper.media import probe
 from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
@@ -183,7 +184,15 @@ def verify_output(path: Path, exp: Expectation) -> CheckReport:
     import av
 
     r = CheckReport()
-    facts = probe(path)
+    try:
+        facts = probe(path)
+    except MediaError as e:
+        # An output ffmpeg wrote without a picture (or unreadable): a failed render, not a bad source.
+        raise VerifyError(
+            f"the render produced no playable video ({e.message})",
+            where=path.name.removeprefix(".").removesuffix(".partial"),
+            hint="the cut may hold a single frame or a stream ffmpeg could not read; run with --debug and see the log",
+        ) from None
     r.check("video_codec", facts.video_codec == "h264", facts.video_codec, "h264")
     r.check(
         "size",

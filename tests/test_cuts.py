@@ -155,3 +155,14 @@ def test_segments_from_two_sources_with_different_rates(tmp_path, write_manifest
 def test_numbered_video_reader_sees_its_own_source(tmp_path: Path):
     path = numbered_video(tmp_path / "n.mp4", frames=30, fps="25")
     assert read_frame_numbers(path) == list(range(30))
+
+
+@pytest.mark.parametrize("reframe", ["pad-blur", "letterbox"])
+def test_a_source_of_one_frame_renders_that_frame(tmp_path, write_manifest, render_manifest, reframe):
+    # pad-blur's background (sampled 5 times a second) came out empty for a one-frame source, and the render
+    # failed with "has no video stream" naming its temporary file (found by a QA sweep).
+    numbered_video(tmp_path / "still.mp4", frames=1, size=(320, 320), audio=False)
+    m = write_manifest({"cam": "still.mp4"}, [{"source": "cam", "in": 0, "out": 0.04}], platforms=["tiktok"])
+    m.write_text(m.read_text().replace("outputs:\n", f"outputs:\n  reframe: {reframe}\n"))
+    [result] = render_manifest(m)
+    assert read_frame_numbers(result.path) == [0]
