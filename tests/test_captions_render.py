@@ -167,3 +167,17 @@ def test_a_nul_byte_in_a_caption_stops_the_render_at_its_line(tmp_path, write_ma
     with pytest.raises(SubtitleError) as e:
         render_manifest(doc)
     assert e.value.where.endswith("subs.en.vtt:6") and "U+FFFD" in e.value.message
+
+
+def test_a_cue_the_reader_must_skip_stops_the_render_at_its_line(tmp_path, write_manifest, render_manifest):
+    # A broken timing line made the reader skip the cue (as a conforming parser does): the render then published
+    # without it and exited 0, validate only warned (found by a QA sweep).
+    _grey_clip(tmp_path / "src.mp4", 3)
+    srt = "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,0x0 --> 00:00:02,000\nlost line\n"
+    (tmp_path / "subs.en.srt").write_text(srt, encoding="utf-8")
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.srt\noutputs:"))
+    with pytest.raises(SubtitleError) as e:
+        render_manifest(doc)
+    assert e.value.where.endswith("subs.en.srt:6") and "skipped" in e.value.message
+    assert not (tmp_path / "out" / "clip").exists() or not list((tmp_path / "out" / "clip").glob("*.mp4"))
