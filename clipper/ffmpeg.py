@@ -147,8 +147,7 @@ def run_ffmpeg(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(format_cmd(cmd) + "\n\n" + without_tags(stderr), encoding="utf-8")
     if rc != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-6:])
-        raise FfmpegError(f"{what} failed (ffmpeg exit {rc}):\n{tail}", hint=hint_for(stderr))
+        raise _failure(what, rc, stderr)
     return stderr
 
 
@@ -157,16 +156,18 @@ def without_tags(stderr: str) -> str:
     creation time, chapter names): every line indented under a "Metadata:" line."""
     out: list[str] = []
     under: int | None = None  # indent of the "Metadata:" line whose block is being dropped
-    for line in stderr.splitlines(keepends=True):
+    # Split at "\n" only: str.splitlines also breaks at U+2028, U+0085 and others, which ffmpeg leaves inside a
+    # tag's value, so a title holding one would end the dropped block early and log the tags after it.
+    for line in stderr.split("\n"):
         indent = len(line) - len(line.lstrip(" "))
         if under is not None and line.strip() and indent > under:
             continue
         under = None
         if line.strip() == "Metadata:":
             under = indent
-            line = line.rstrip("\n") + " (not logged)\n"
+            line += " (not logged)"
         out.append(line)
-    return "".join(out)
+    return "\n".join(out)
 
 
 def _read_exact(stream: IO[bytes], buf: memoryview) -> int:
@@ -181,7 +182,7 @@ def _read_exact(stream: IO[bytes], buf: memoryview) -> int:
 
 
 def _failure(what: str, rc: int, stderr: str) -> FfmpegError:
-    tail = "\n".join(stderr.strip().splitlines()[-6:])
+    tail = "\n".join(without_tags(stderr).strip().split("\n")[-6:])
     return FfmpegError(f"{what} failed (ffmpeg exit {rc}):\n{tail}", hint=hint_for(stderr))
 
 
@@ -302,7 +303,7 @@ def run_ffmpeg_pipeline(
             + "\n| (masks)\n"
             + format_cmd([ffmpeg_exe(), *map(str, sink_args)])
             + "\n\n"
-            + stderr,
+            + without_tags(stderr),
             encoding="utf-8",
         )
     if rc != 0:

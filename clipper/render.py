@@ -249,7 +249,8 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     removed = []
     if folder.is_dir():
         for p in folder.iterdir():
-            if p.name.startswith(".") and (PARTIAL in p.name or p.name.startswith(".work-")):
+            # .logs: where ffmpeg's logs were kept before they moved beside the caches (they name the sources).
+            if p.name.startswith(".") and (PARTIAL in p.name or p.name.startswith(".work-") or p.name == ".logs"):
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

@@ -144,7 +144,8 @@ def test_second_variant_reuses_the_loudness_measurement(tmp_path, write_manifest
         render_manifest(m2)
 
 
-def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, render_manifest):
+@pytest.mark.parametrize("faces", [None, {"mode": "pixelate"}], ids=["plain", "masked-pipe"])
+def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, render_manifest, faces):
     secret = "Abu-Example-Raqqa"
     src = tmp_path / f"{secret}-interview.mp4"
     chapters = tmp_path / "meta.txt"
@@ -194,7 +195,12 @@ def test_source_metadata_never_reaches_the_output(tmp_path, write_manifest, rend
             str(src),
         ]
     )
-    m = write_manifest({"cam": src.name}, [{"source": "cam", "in": 0, "out": 2}], platforms=["telegram", "tiktok"])
+    m = write_manifest(
+        {"cam": src.name}, [{"source": "cam", "in": 0, "out": 2}], platforms=["telegram", "tiktok"], faces=faces
+    )
+    legacy = tmp_path / "out" / "clip" / ".logs"  # where earlier versions kept the logs, tags and all
+    legacy.mkdir(parents=True)
+    (legacy / "clip.en.telegram.mp4.log").write_text(f"location: +36.3566+043.1640/ {secret}")
     for r in render_manifest(m):
         assert foreign_tags(r.path) == []
         with av.open(str(r.path)) as c:

@@ -517,3 +517,18 @@ def test_short_fingerprints_count_outside_the_media_payload_only(tmp_path):
     assert find_bytes(p, FINGERPRINTS) == [b"x264 - core", b"Lavf"]
     p.write_bytes(box(b"ftyp", b"isom") + box(b"mdat", b"\x00Lavc\x01") + box(b"moov", b"clean"))
     assert find_bytes(p, FINGERPRINTS) == []
+
+
+def test_ffmpeg_logs_drop_every_tag_even_one_holding_a_line_separator():
+    # str.splitlines breaks at U+2028 inside a title, which ended the dropped block early (found in review).
+    from clipper.ffmpeg import without_tags
+
+    log = (
+        "Input #0, mov,mp4, from 'x.mp4':\n  Metadata:\n    title           : Interview\u2028with Abu X\n"
+        "    location        : +34.5203+069.1776/\n  Duration: 00:00:03.00, start: 0.000000\n"
+        "  Stream #0:0: Video: h264\n      Metadata:\n        handler_name    : Abu X camera\nOutput #0\n"
+    )
+    kept = without_tags(log)
+    for secret in ("Abu X", "+34.5203", "Interview"):
+        assert secret not in kept
+    assert "Duration: 00:00:03.00" in kept and "Stream #0:0: Video: h264" in kept and kept.endswith("Output #0\n")
