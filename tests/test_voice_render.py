@@ -254,3 +254,22 @@ def test_voice_spans_change_only_their_stretches(tmp_path, write_manifest, rende
     assert diff(2.0, 5.0) > 0.5  # inside: another voice
     side = json.loads(b.sidecar.read_text())
     assert side["sound"]["voice_changed_seconds"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_retuning_a_preset_changes_the_sound_cache_key_and_the_batch_identity(tmp_path, write_manifest, monkeypatch):
+    # The key named the strength, not its numbers: clips cached before a preset was strengthened kept the old
+    # voice, and a batch counted them as done (found in review).
+    from clipper.batch.jobs import render_identity
+    from clipper.render import prepare
+    from clipper.voice import methods
+    from clipper.voice.sound import sound_key
+
+    _clip(tmp_path / "src.mp4", _partials(1.0))
+    plan = prepare(_voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 1}])))
+    hashes = {"cam": "00" * 32}
+    seed = b"s" * 32
+    before = sound_key(plan, hashes, seed), render_identity(plan, {}, "tag")
+    strong = dict(methods.PRESETS["vocoder"]["strong"], warp_hi=0.3)
+    monkeypatch.setitem(methods.PRESETS["vocoder"], "strong", strong)
+    after = sound_key(plan, hashes, seed), render_identity(plan, {}, "tag")
+    assert before[0] != after[0] and before[1] != after[1]

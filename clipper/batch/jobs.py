@@ -79,7 +79,11 @@ def render_identity(plan: RenderPlan, hashes: dict[Path, str], voice_tag: str | 
     lang = plan.variants[0].language
     data["captions"] = {k: v for k, v in data.get("captions", {}).items() if k == lang}
     data = _by_content(data, {str(p): h for p, h in hashes.items()})
-    blob = json.dumps([data, voice_tag], sort_keys=True, default=str)
+    # A retuned voice preset changes the output under the same manifest: the preset's numbers are part of it.
+    from clipper.voice.methods import preset_fingerprint  # scipy: imported when needed
+
+    preset = preset_fingerprint(plan.voice.method, plan.voice.strength) if plan.voice is not None else None
+    blob = json.dumps([data, voice_tag, preset], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -62,6 +62,15 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+def preset_fingerprint(method: str, strength: str) -> str:
+    """Names what a method and strength do today (its preset numbers): caches and batch identities include it, so
+    retuning a preset re-renders the clips made with the old numbers instead of reusing their sound."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps([method, PRESETS[method][strength]], sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class VoiceParams:
     """Fully resolved numbers for one speaker (never published)."""

@@ -102,7 +102,10 @@ def sound_key(plan: RenderPlan, source_hashes: dict[str, str], seed: bytes | Non
         spans = None if plan.voice.spans is None else [[str(a), str(b)] for a, b in plan.voice.spans]
         # The seed enters through a one-way MAC, so the cache's file names say nothing about it.
         tag = hmac.new(seed, b"clipper sound cache", hashlib.sha256).hexdigest()
-        parts.append([plan.voice.method, plan.voice.strength, tag, spans])
+        from clipper.voice.methods import preset_fingerprint  # scipy: imported when needed
+
+        preset = preset_fingerprint(plan.voice.method, plan.voice.strength)
+        parts.append([plan.voice.method, plan.voice.strength, preset, tag, spans])
     parts.append([[b.sound, [[str(a), str(z)] for a, z in b.spans]] for b in plan.bleeps])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
