@@ -273,7 +273,10 @@ def _detect_segment(
             continue
         dets.append(detect(index, rgb))
         window.append((index, rgb, grey))  # only its grey is used from here on
-        for (_, _, before), (j, skipped, g), (_, _, after) in zip(window, window[1:], window[2:], strict=False):
+        # Each skipped frame against the two analysed frames around it (at stride 3, against its immediate
+        # neighbours, a face on both skipped frames of a still scene would score 0).
+        before, after = window[0][2], window[-1][2]
+        for j, skipped, g in window[1:-1]:
             if flash_score(before, g, after) > FLASH_THRESHOLD:
                 dets[j] = detect(j, skipped)
                 flashed.append(j)

@@ -802,9 +802,16 @@ def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int 
     looked at because it flashed a picture of its own."""
     every = every or gate_every()
     cuts = [plan.intro_frames + s.clip_start_frame for s in plan.segments] + [plan.intro_frames + plan.clip_frames]
-    chosen = set(select_frames(plan.total_frames, every=every, cuts=cuts, margin=GATE_CUT_MARGIN))
     if faces is None or every == 1:
-        return sorted(chosen)
+        return select_frames(plan.total_frames, every=every, cuts=cuts, margin=GATE_CUT_MARGIN)
+    # The joins' margins, the first and the last frame; then every k-th frame of the cards from their start, and of
+    # each cut from its 2nd frame: the analysis looked at frames 0, 2, 4… of a cut (stride 2), so the gate's samples
+    # fall on the frames it skipped, and every frame of a cut is seen by one of the two detectors.
+    chosen = set(select_frames(plan.total_frames, every=plan.total_frames + 1, cuts=cuts, margin=GATE_CUT_MARGIN))
+    chosen.update(range(0, plan.intro_frames, every))
+    chosen.update(range(plan.intro_frames + plan.clip_frames, plan.total_frames, every))
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        chosen.update(range(start + 1, end, every))
     for seg_plan, seg in zip(plan.segments, faces.segments, strict=True):
         # A frame the analysis looked at only because it flashed a picture of its own: the gate's own sampling
         # could skip it as the analysis's stride did, so it is checked, as are its neighbours.

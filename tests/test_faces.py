@@ -149,6 +149,18 @@ def test_a_face_shown_on_single_skipped_frames_is_found_and_masked(
     assert {20, 21, 22, 74, 75, 76} <= set(gate_frames(plan, faces))
 
 
+def test_at_stride_3_a_face_on_both_skipped_frames_is_found(tmp_path, write_manifest, render_manifest, monkeypatch):
+    # Scored against its immediate neighbours, each of two skipped frames showing the face scored 0 (found in review).
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "3")
+    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
+    src, boxes = face_video(tmp_path / "face.mp4", frames=60, face_px=90, shown={22, 23})
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 2.4}], faces=PIXELATE)
+    (result,) = render_manifest(path)
+    frames = rgb_frames(result.path)
+    _assert_faces_hidden([frames[22], frames[23]], [boxes[22], boxes[23]], 2.0)
+    assert json.loads(result.sidecar.read_text())["faces"]["segments"][0]["frames_analysed_for_a_flash"] == 2
+
+
 def test_the_flash_score_tells_a_flashed_picture_from_motion():
     from scipy import ndimage
 
@@ -206,10 +218,12 @@ def test_analysis_is_shared_by_variants_and_reused_by_later_renders(tmp_path, wr
     )
     detector = Missing(set())
     results = render_manifest(path, detector=detector)
-    # Two variants, one analysis: every 2nd frame of 30 and the last (16), and skipped frames the flash check sent
-    # to the detector (this head glides 17 px a frame, and some of its frames look new); two analyses would be 32.
-    assert 16 <= detector.calls <= 30
-    assert [json.loads(r.sidecar.read_text())["faces"]["segments"][0]["from_cache"] for r in results] == [False] * 2
+    # Two variants, one analysis: every 2nd frame of 30 and the last (16), and the skipped frames the flash check
+    # sent to the detector (this head glides 17 px a frame, and a few of its frames look new).
+    sides = [json.loads(r.sidecar.read_text())["faces"]["segments"][0] for r in results]
+    flashed = sides[0]["frames_analysed_for_a_flash"]
+    assert detector.calls == 16 + flashed and flashed <= 4
+    assert [side["from_cache"] for side in sides] == [False] * 2
     again = Missing(set())
     (preview,) = render_manifest(path, detector=again, preview=True)
     assert again.calls == 0  # the preview reuses it from the cache

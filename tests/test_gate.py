@@ -276,9 +276,9 @@ def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(
     )
     frames = gate_frames(plan, _steady_then_face(100, enters=40, held=range(70, 80)), every=3)
     chosen = set(frames)
-    # Steady stretches are sampled every 3rd frame (from the file's start), never left a longer gap.
+    # Steady stretches are sampled every 3rd frame (in a cut from its 2nd frame: 11, 14, …), never a longer gap.
     assert all(b - a <= 3 for a, b in zip(frames, frames[1:], strict=False))
-    assert 25 not in chosen and 26 not in chosen and {24, 27} <= chosen
+    assert 24 not in chosen and 25 not in chosen and {23, 26} <= chosen
     # Card edges (clip starts at 10, ends at 110): every frame within ±2.
     assert set(range(8, 13)) | set(range(108, 113)) <= chosen
     # The face comes into view at clip frame 40 (file frame 50): every frame around it.
@@ -360,3 +360,26 @@ def test_silencing_the_models_chatter_from_many_threads_leaves_stderr_working():
         t.join()
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_the_gate_samples_the_frames_the_analysis_skipped(monkeypatch):
+    # Analysis at stride 2 looks at frames 0, 2, 4… of each cut; the gate's every-2nd sampling used the file's own
+    # phase, which fell on the same frames whenever a cut started at an even frame: a face on the others (a flash
+    # the flash score missed, in a fade) was seen by neither detector (found in review).
+    monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
+    plan = SimpleNamespace(
+        intro_frames=12,
+        clip_frames=100,
+        total_frames=137,
+        segments=[SimpleNamespace(clip_start_frame=0), SimpleNamespace(clip_start_frame=37)],
+    )
+    faces = SimpleNamespace(
+        mask_at=lambda f: (0, FrameMask(f, (), False, "none")),
+        segments=[SimpleNamespace(flashed=()), SimpleNamespace(flashed=())],
+    )
+    chosen = set(gate_frames(plan, faces, every=2))
+    for start, length in ((12, 37), (49, 63)):
+        skipped = {start + j for j in range(1, length, 2)}
+        assert skipped <= chosen, sorted(skipped - chosen)
+        analysed_far_from_joins = {start + j for j in range(4, length - 4, 2)}
+        assert not analysed_far_from_joins & chosen  # the sampling is not simply doubled
