@@ -257,11 +257,13 @@ def run_ffmpeg_pipeline(
     what: str,
     log_path: Path | None = None,
     on_progress: Callable[[float], None] | None = None,
+    encoder_log: list[str] | None = None,
 ) -> int:
     """Decode raw frames with one ffmpeg, pass each through `transform(index, frame)`, encode with another.
 
     Frames travel only through pipes, never through a file. Both processes are killed on any failure,
-    including one raised by `transform`; the number of frames passed on is returned.
+    including one raised by `transform`; the number of frames passed on is returned (and the encoder's stderr
+    appended to `encoder_log`, if given).
     """
     sink = _start(sink_args, stdin=True, stdout=False, progress=on_progress is not None)
     sink_err: list[bytes] = []
@@ -296,6 +298,8 @@ def run_ffmpeg_pipeline(
         sink.wait()
         raise
     stderr = b"".join(sink_err).decode(errors="replace")
+    if encoder_log is not None:
+        encoder_log.append(stderr)
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(

@@ -509,17 +509,17 @@ def _encode(
     face_reframe: FaceReframe | None = None,
     captions: BurnFiles | None = None,
     sound: Path | None = None,
-) -> None:
-    """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions)."""
+) -> str:
+    """Encode one variant: straight from the sources, or through the masking pipe (faces, moving regions); return
+    the encoder's log."""
     what = f"render of {variant.filename}"
     if not needs_pipe(plan) and not overlays:
-        run_ffmpeg(
+        return run_ffmpeg(
             render_cmd(plan, variant, out, cards=cards, gain=gain, settings=settings, captions=captions, sound=sound),
             what=what,
             log_path=log_path,
             on_progress=on_progress,
         )
-        return
     layout = PipeLayout.for_plan(plan)
     cw, ch = layout.canvas
     masker = (OverlayMasker if overlays else FrameMasker)(plan, layout, faces)
@@ -533,6 +533,7 @@ def _encode(
             out_layout = PipeLayout.for_plan(plan, [(p.width, p.height) for p in face_reframe.paths])
             transform = CroppingMasker(masker, face_reframe.paths, out_layout)
             reframe = "center"
+    encoder_log: list[str] = []
     frames = run_ffmpeg_pipeline(
         decode_cmd(plan, layout),
         render_cmd(
@@ -552,12 +553,14 @@ def _encode(
         what=what,
         log_path=log_path,
         on_progress=on_progress,
+        encoder_log=encoder_log,
     )
     if frames != plan.clip_frames:
         raise ClipperError(
             f"{what}: {frames} frames went through the masks, expected {plan.clip_frames}",
             hint="the source may be damaged near a cut; re-export it, or move the cut",
         )
+    return "".join(encoder_log)
 
 
 def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, work: Path) -> BurnFiles:
@@ -643,7 +646,7 @@ def _render_variant(
         settings = EncodeSettings.for_variant(variant)
         for attempt in range(MAX_SIZE_ATTEMPTS):
             progress.start(variant, plan.duration_s)
-            _encode(
+            log_text = _encode(
                 plan,
                 variant,
                 tmp,
@@ -658,8 +661,7 @@ def _render_variant(
                 log_path=logs / f"{variant.filename}.log",
                 on_progress=lambda s: progress.advance(variant, s),
             )
-            if burn is not None:
-                log_text = (logs / f"{variant.filename}.log").read_text(encoding="utf-8", errors="replace")
+            if burn is not None:  # this encode's own log (the file under a shared cache may be another render's)
                 check_font_log(log_text, what=f"render of {variant.filename}")
             # Previews are checked too (they get passed around): everything but loudness, which their
             # one-pass normalization only approximates.
