@@ -141,11 +141,12 @@ def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, Subtitl
         if spec is None:
             continue
         sub = read_subtitles(lm.path.parent / spec.file)
-        if sub.warnings:
+        lost = [w for w in sub.warnings if w.shown]
+        if lost:
             # A cue the reader had to skip (a broken timing line, a block without one) would be missing from the
             # published captions without a word: the file is fixed first (`clipper lint` lists every such line).
-            first = sub.warnings[0]
-            more = f" (and {len(sub.warnings) - 1} more: clipper lint {spec.file})" if len(sub.warnings) > 1 else ""
+            first = lost[0]
+            more = f" (and {len(lost) - 1} more: clipper lint {spec.file})" if len(lost) > 1 else ""
             raise SubtitleError(first.message + more, where=f"{sub.path}:{first.line}", hint=first.hint)
         font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
         for cue in sub.cues:

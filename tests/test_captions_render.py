@@ -181,3 +181,14 @@ def test_a_cue_the_reader_must_skip_stops_the_render_at_its_line(tmp_path, write
         render_manifest(doc)
     assert e.value.where.endswith("subs.en.srt:6") and "skipped" in e.value.message
     assert not (tmp_path / "out" / "clip").exists() or not list((tmp_path / "out" / "clip").glob("*.mp4"))
+
+
+def test_a_zero_length_cue_is_skipped_without_stopping_the_render(tmp_path, write_manifest, render_manifest):
+    # It shows nothing, so skipping it loses nothing; exported SRT files carry them (found in review).
+    _grey_clip(tmp_path / "src.mp4", 3)
+    srt = "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,500 --> 00:00:01,500\nnever shown\n"
+    (tmp_path / "subs.en.srt").write_text(srt, encoding="utf-8")
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.srt\noutputs:"))
+    [result] = render_manifest(doc)
+    assert "fine" in result.path.with_suffix(".vtt").read_text(encoding="utf-8")

@@ -64,6 +64,7 @@ class SubtitleWarning:
     line: int
     message: str
     hint: str = ""
+    shown: bool = True  # the skipped text would have been on screen (a zero-length cue never is)
 
 
 @dataclass(frozen=True)
@@ -485,6 +486,7 @@ def read_subtitles(path: Path, *, strict: bool = False) -> SubtitleFile:
                     f"cue ends at {_clock(end)}, {'when' if end == start else 'before'} it starts ({_clock(start)}); "
                     "cue dropped",
                     "fix the timing line: the end time must be later than the start time",
+                    shown=end < start,  # a cue ending when it starts shows nothing: skipping it loses nothing
                 )
             )
             continue
