@@ -82,14 +82,18 @@ def cache_root(out_root: Path) -> Path:
 # A cache writer holds a temporary file for milliseconds to seconds; one this old belongs to a process that died.
 # The cache may be shared by several machines and renders, so "not ours" is no reason to delete: age is.
 STALE_CACHE_PARTIAL_S = 3600.0
+CACHE_FOLDERS = ("faces", "sound", "loudness")  # what clipper writes under the cache root (besides logs/)
 
 
 def sweep_cache_partials(root: Path, max_age_s: float = STALE_CACHE_PARTIAL_S) -> list[Path]:
     """Delete temporary files older than max_age_s that killed writers left in the cache; return what was removed."""
     removed: list[Path] = []
     now = time.time()
-    folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-    for folder in folders:
+    # Only clipper's own cache folders and temporary names: CLIPPER_CACHE_DIR may point into a folder shared with
+    # other programs.
+    for folder in (root / name for name in CACHE_FOLDERS):
+        if not folder.is_dir():
+            continue
         for p in folder.iterdir():
             if not (p.name.startswith(".") and "partial" in p.name and p.is_file()):
                 continue
@@ -97,8 +101,8 @@ def sweep_cache_partials(root: Path, max_age_s: float = STALE_CACHE_PARTIAL_S) -
                 if now - p.stat().st_mtime > max_age_s:
                     p.unlink()
                     removed.append(p)
-            except FileNotFoundError:
-                pass  # another process swept it first
+            except OSError as e:  # swept by another process first, or another user's: not this render's problem
+                log.debug("cache sweep left %s: %s", p, e)
     return removed
 
 

@@ -383,14 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = None  # type: ignore[assignment]
         return 0
     except OSError as e:
-        # The file system said no (--out names a file, no permission, disk full): a clear line, not a traceback.
-        if args.debug:
+        # The file system said no about a named path (--out names a file, no permission, disk full): a clear line.
+        # Anything else (a timeout, a dropped connection) is not this kind of problem and keeps its traceback.
+        if args.debug or not e.filename:
             raise
-        where = e.filename or ""
+        paths = f"{e.filename} → {e.filename2}" if e.filename2 else str(e.filename)
         _err(
             ClipperError(
-                f"cannot write or read {where}: {e.strerror or e}" if where else f"file system error: {e}",
-                hint="check that --out names a folder (not a file) you can write to, with free space",
+                f"{paths}: {e.strerror or e}",
+                hint="check the path: --out must name a folder (not a file) you can write to, with free space",
             )
         )
         return ClipperError.exit_code
