@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -396,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return ClipperError.exit_code
     except KeyboardInterrupt as e:
-        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 128 + e.signum if isinstance(e, _Terminated) else 130
     finally:
         for signum, handler in previous.items():  # main() called from a program: its own handlers come back

@@ -189,6 +189,29 @@ def test_killed_twenty_times_the_batch_still_makes_every_output_exactly_once(tmp
     assert survived == 20
 
 
+def test_sigterm_to_the_coordinator_stops_its_workers_mid_job(tmp_path):
+    # The workers ignore SIGINT and were not sent SIGTERM: the coordinator waited while they finished and published
+    # their jobs under a ledger that said "interrupted" (found in review).
+    manifests = _batch_tree(tmp_path)
+    out = tmp_path / "output"
+    cmd = [sys.executable, "-m", "clipper.cli", "batch", str(manifests), "--out", str(out), "--workers", "2", "-q"]
+    mark = f"clipper-batch-term-{os.getpid()}-{time.time_ns()}"
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "CLIPPER_TEST_MARK": mark}
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(out.glob("*/.*.partial")):
+        time.sleep(0.02)
+    assert list(out.glob("*/.*.partial")), "no render started"
+    signalled = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert _gone(mark, within=5.0), _marked(mark)
+    late = [p.name for p in out.glob("*/*.json") if p.stat().st_mtime > signalled + 0.5]
+    assert late == [], f"published after SIGTERM: {late}"
+
+
 def test_a_dask_cluster_makes_the_same_outputs_as_the_local_pool(tmp_path):
     pytest.importorskip("distributed")
     manifests = _batch_tree(tmp_path)

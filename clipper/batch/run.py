@@ -14,6 +14,7 @@ without rendering, so a kill between publishing and writing the ledger never mak
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -22,6 +23,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -170,6 +172,13 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Stop the workers."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Stop the workers now, mid-job (an interrupted batch): each kills its ffmpeg and exits, publishing nothing."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):  # no public handle before Python 3.14
+            with contextlib.suppress(OSError):
+                process.terminate()  # SIGTERM: _die_with_parent's handler
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -386,7 +395,16 @@ def run_batch(
 
         write_report(ledger, out_root, [j.identity for j in jobs])
         return summary
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            # Ctrl-C, SIGTERM or SIGHUP: the workers ignore SIGINT and are not sent the others, so they would finish
+            # (and publish) their jobs while the coordinator waited; they are stopped instead. A second signal must
+            # not cut this cleanup short.
+            if threading.current_thread() is threading.main_thread():
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_IGN)
+            if own_executor and hasattr(executor, "stop"):
+                executor.stop()
         if run_id:
             ledger.end_run(run_id, "interrupted")
         raise
