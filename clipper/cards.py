@@ -58,8 +58,8 @@ def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path
     import ffmpeg
     from PIL import ImageColor
 
-    from clipper.captions.burn import check_font_log
-    from clipper.captions.layout import _colour, ass_line
+    from clipper.captions.burn import check_font_log, write_ass_files
+    from clipper.captions.layout import ass_colour, ass_line, ass_script
     from clipper.ffmpeg import run_ffmpeg
 
     font = card_font(card)
@@ -70,40 +70,19 @@ def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path
     lines = wrap_text(card.text, font, font_px, width - 2 * margin)
     rtl = any(unicodedata.bidirectional(c) in ("R", "AL") for c in card.text)
     r, g, b = ImageColor.getrgb(card.color)[:3]
-    ass = "\n".join(
-        [
-            "[Script Info]",
-            "ScriptType: v4.00+",
-            f"PlayResX: {width}",
-            f"PlayResY: {height}",
-            "WrapStyle: 2",
-            "ScaledBorderAndShadow: yes",
-            "YCbCr Matrix: None",
-            "",
-            "[V4+ Styles]",
-            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
-            "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
-            "MarginL, MarginR, MarginV, Encoding",
-            f"Style: Card,{font.family},{font.ass_size(font_px):.2f},{_colour((r << 16) | (g << 8) | b)},"
-            f"&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,0,0,5,{margin},{margin},0,-1",
-            "",
-            "[Events]",
-            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
-            "Dialogue: 0,0:00:00.00,0:00:10.00,Card,,0,0,0,," + "\\N".join(ass_line(t, rtl) for t in lines),
-            "",
-        ]
+    style = (
+        f"Style: Card,{font.family},{font.ass_size(font_px):.2f},{ass_colour((r << 16) | (g << 8) | b)},"
+        f"&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,0,0,5,{margin},{margin},0,-1"
     )
+    text = "\\N".join(ass_line(t, rtl) for t in lines)
+    script = ass_script(width, height, [style], [f"Dialogue: 0,0:00:00.00,0:00:10.00,Card,,0,0,0,,{text}"])
     work = dest.parent / f".{dest.stem}-card"
-    fonts = work / "fonts"
-    fonts.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(font.path, fonts / ("card" + font.path.suffix.lower()))
-    script = work / "card.ass"
-    script.write_text(ass, encoding="utf-8")
+    files = write_ass_files(script, font, work, "card")
     br, bg, bb = ImageColor.getrgb(card.background)[:3]
     dest.parent.mkdir(parents=True, exist_ok=True)
     graph = (
         ffmpeg.input(f"color=c=0x{br:02X}{bg:02X}{bb:02X}:s={width}x{height}:d=1,format=rgb24", f="lavfi")
-        .filter("subtitles", filename=str(script), fontsdir=str(fonts))
+        .filter("subtitles", filename=str(files.ass), fontsdir=str(files.fonts_dir))
         .output(str(dest), vframes=1, update=1)
     )
     try:

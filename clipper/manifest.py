@@ -787,11 +787,12 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             continue
         if kind == "literal_error":
             expected = str(e.get("ctx", {}).get("expected", ""))
-            options = re.findall(r"'([^']*)'", expected) or [expected]
+            quoted = re.findall(r"'([^']*)'", expected)  # text choices are quoted; number choices are not
+            options = quoted or [expected]
             close = difflib.get_close_matches(str(e.get("input")), options, n=1)
             msg = f"{e.get('input')!r} is not one of: {', '.join(options)}"
             hint = f"did you mean {close[0]!r}?" if close else ""
-            if isinstance(e.get("input"), str) and not re.findall(r"'([^']*)'", expected):
+            if isinstance(e.get("input"), str) and not quoted:
                 # clipper: "1": the allowed value is a number, and quotes made the text '1'.
                 hint = f"write {e.get('input')} without quotes (a number, not text)"
         if kind == "missing":

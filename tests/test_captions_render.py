@@ -146,49 +146,52 @@ def test_source_timed_cues_land_on_the_right_frames_of_a_cut_clip(tmp_path, writ
     assert side["cues"] == 2 and side["cues_outside_the_cuts"] == 1
 
 
-def test_a_character_the_font_lacks_stops_the_render_before_it_starts(tmp_path, write_manifest, render_manifest):
+def _clip_with_subtitles(tmp_path: Path, write_manifest, name: str, text: str) -> Path:
+    """A 3 s grey clip whose manifest burns `text` (saved as `name`, UTF-8) as its English captions."""
     _grey_clip(tmp_path / "src.mp4", 3)
-    (tmp_path / "subs.en.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nsnow ☃ man\n", encoding="utf-8")
+    (tmp_path / name).write_text(text, encoding="utf-8")
     doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.vtt\noutputs:"))
+    doc.write_text(doc.read_text().replace("outputs:", f"subtitles:\n  en: {name}\noutputs:"))
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "says"),
+    [
+        pytest.param(
+            "subs.en.vtt", "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nsnow ☃ man\n", 3, "U+2603", id="no-glyph"
+        ),
+        # The parser makes a NUL into U+FFFD (as the WebVTT spec says), which was burned in as "�" (QA sweep).
+        pytest.param(
+            "subs.en.vtt",
+            "WEBVTT\n\n00:00:00.500 --> 00:00:01.000\nfine\n\n00:00:01.000 --> 00:00:02.000\nnul\x00byte\n",
+            6,
+            "U+FFFD",
+            id="nul-byte",
+        ),
+        # A broken timing line made the reader skip the cue (as a conforming parser does): the render published
+        # without it and exited 0, validate only warned (QA sweep).
+        pytest.param(
+            "subs.en.srt",
+            "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,0x0 --> 00:00:02,000\nlost line\n",
+            6,
+            "skipped",
+            id="skipped-cue",
+        ),
+    ],
+)
+def test_a_caption_that_cannot_be_shown_as_written_stops_the_render_at_its_line(
+    tmp_path, write_manifest, render_manifest, name, text, line, says
+):
+    doc = _clip_with_subtitles(tmp_path, write_manifest, name, text)
     with pytest.raises(SubtitleError) as e:
         render_manifest(doc)
-    assert e.value.where.endswith("subs.en.vtt:3") and "U+2603" in e.value.message
-    assert not (tmp_path / "out" / "clip").exists() or not list((tmp_path / "out" / "clip").glob("*.mp4"))
-
-
-def test_a_nul_byte_in_a_caption_stops_the_render_at_its_line(tmp_path, write_manifest, render_manifest):
-    # The parser makes a NUL into U+FFFD (as the WebVTT spec says), which was burned in as "�" (found by a QA sweep).
-    _grey_clip(tmp_path / "src.mp4", 3)
-    vtt = "WEBVTT\n\n00:00:00.500 --> 00:00:01.000\nfine\n\n00:00:01.000 --> 00:00:02.000\nnul\x00byte\n"
-    (tmp_path / "subs.en.vtt").write_text(vtt, encoding="utf-8")
-    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.vtt\noutputs:"))
-    with pytest.raises(SubtitleError) as e:
-        render_manifest(doc)
-    assert e.value.where.endswith("subs.en.vtt:6") and "U+FFFD" in e.value.message
-
-
-def test_a_cue_the_reader_must_skip_stops_the_render_at_its_line(tmp_path, write_manifest, render_manifest):
-    # A broken timing line made the reader skip the cue (as a conforming parser does): the render then published
-    # without it and exited 0, validate only warned (found by a QA sweep).
-    _grey_clip(tmp_path / "src.mp4", 3)
-    srt = "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,0x0 --> 00:00:02,000\nlost line\n"
-    (tmp_path / "subs.en.srt").write_text(srt, encoding="utf-8")
-    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.srt\noutputs:"))
-    with pytest.raises(SubtitleError) as e:
-        render_manifest(doc)
-    assert e.value.where.endswith("subs.en.srt:6") and "skipped" in e.value.message
+    assert e.value.where.endswith(f"{name}:{line}") and says in e.value.message
     assert not (tmp_path / "out" / "clip").exists() or not list((tmp_path / "out" / "clip").glob("*.mp4"))
 
 
 def test_a_zero_length_cue_is_skipped_without_stopping_the_render(tmp_path, write_manifest, render_manifest):
     # It shows nothing, so skipping it loses nothing; exported SRT files carry them (found in review).
-    _grey_clip(tmp_path / "src.mp4", 3)
     srt = "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,500 --> 00:00:01,500\nnever shown\n"
-    (tmp_path / "subs.en.srt").write_text(srt, encoding="utf-8")
-    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: subs.en.srt\noutputs:"))
-    [result] = render_manifest(doc)
+    [result] = render_manifest(_clip_with_subtitles(tmp_path, write_manifest, "subs.en.srt", srt))
     assert "fine" in result.path.with_suffix(".vtt").read_text(encoding="utf-8")

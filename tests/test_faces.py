@@ -121,20 +121,29 @@ def test_frames_the_detector_misses_are_still_masked(tmp_path, write_manifest, r
     assert side["frames_held"] + side["frames_interpolated"] >= len(miss)
 
 
-def test_a_face_shown_on_single_skipped_frames_is_found_and_masked(
-    tmp_path, write_manifest, render_manifest, monkeypatch
+@pytest.mark.parametrize(
+    ("stride", "frames", "shown"),
+    [
+        # At stride 2 the detector skips odd frames: a face flashed on frames 21 and 75 alone (more than a hold
+        # apart) was published bare (found by a QA sweep).
+        pytest.param(2, 100, (21, 75), id="stride-2-single-frames"),
+        # Scored against its immediate neighbours, each of two skipped frames showing the face scored 0 (review).
+        pytest.param(3, 60, (22, 23), id="stride-3-both-skipped-frames"),
+    ],
+)
+def test_a_face_shown_on_skipped_frames_only_is_found_and_masked(
+    tmp_path, write_manifest, render_manifest, monkeypatch, stride, frames, shown
 ):
-    # At stride 2 the detector skips odd frames: a face flashed on frame 21 and frame 75 alone (more than a hold
-    # apart) was published bare (found by a QA sweep). Every frame is gated here, so a bare face fails the render.
-    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
-    src, boxes = face_video(tmp_path / "face.mp4", frames=100, face_px=90, shown={21, 75})
-    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 4}], faces=PIXELATE)
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", str(stride))
+    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")  # every frame gated here: a bare face fails the render
+    src, boxes = face_video(tmp_path / "face.mp4", frames=frames, face_px=90, shown=set(shown))
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": frames / 25}], faces=PIXELATE)
     (result,) = render_manifest(path)
-    frames = rgb_frames(result.path)
-    _assert_faces_hidden([frames[21], frames[75]], [boxes[21], boxes[75]], 2.0)
+    out = rgb_frames(result.path)
+    _assert_faces_hidden([out[f] for f in shown], [boxes[f] for f in shown], 2.0)
     side = json.loads(result.sidecar.read_text())
-    assert side["faces"]["analysis_stride"] == 2 and side["faces"]["frames_with_faces_detected"] == 2
-    assert side["faces"]["segments"][0]["frames_analysed_for_a_flash"] == 2
+    assert side["faces"]["analysis_stride"] == stride and side["faces"]["frames_with_faces_detected"] == len(shown)
+    assert side["faces"]["segments"][0]["frames_analysed_for_a_flash"] == len(shown)
     assert side["checks"]["faces"]["faces_found"] == 0
     # With the gate's own sampling (every 2nd frame), the flashed frames are checked too: the gate is the
     # independent look, and it must not share the analysis's blind frames.
@@ -145,20 +154,8 @@ def test_a_face_shown_on_single_skipped_frames_is_found_and_masked(
     monkeypatch.delenv("CLIPPER_GATE_EVERY")
     plan = prepare(path)
     faces = analyze_faces(plan, DetectionCache(cache_dir(tmp_path / "out")))
-    assert faces.segments[0].cached and faces.segments[0].flashed == (21, 75)
-    assert {20, 21, 22, 74, 75, 76} <= set(gate_frames(plan, faces))
-
-
-def test_at_stride_3_a_face_on_both_skipped_frames_is_found(tmp_path, write_manifest, render_manifest, monkeypatch):
-    # Scored against its immediate neighbours, each of two skipped frames showing the face scored 0 (found in review).
-    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "3")
-    monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
-    src, boxes = face_video(tmp_path / "face.mp4", frames=60, face_px=90, shown={22, 23})
-    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 2.4}], faces=PIXELATE)
-    (result,) = render_manifest(path)
-    frames = rgb_frames(result.path)
-    _assert_faces_hidden([frames[22], frames[23]], [boxes[22], boxes[23]], 2.0)
-    assert json.loads(result.sidecar.read_text())["faces"]["segments"][0]["frames_analysed_for_a_flash"] == 2
+    assert faces.segments[0].cached and faces.segments[0].flashed == shown
+    assert {f + d for f in shown for d in (-1, 0, 1)} <= set(gate_frames(plan, faces))
 
 
 def test_the_flash_score_tells_a_flashed_picture_from_motion():

@@ -412,21 +412,26 @@ def test_an_exception_mid_render_leaves_no_ffmpeg_running(tmp_path, write_manife
     assert list((tmp_path / "out" / "clip").glob("*.mp4")) == []
 
 
-def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manifest):
+def _render_caught_mid_encode(tmp_path: Path, write_manifest, **popen: object) -> tuple[Path, subprocess.Popen]:
+    """A CLI render of an 8 s 720p clip, returned once its partial output exists (the encode is under way)."""
     tone_video(tmp_path / "src.mp4", seconds=8, size=(1280, 720))
     m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], platforms=["youtube"])
-    out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(out), "--quiet"],
-        start_new_session=True,
+        [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(tmp_path / "out"), "--quiet"], **popen
     )
-    folder = out / "clip"
+    folder = tmp_path / "out" / "clip"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
         time.sleep(0.05)
     assert proc.poll() is None, "render finished before it could be interrupted"
+    return m, proc
+
+
+def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manifest):
+    m, proc = _render_caught_mid_encode(tmp_path, write_manifest, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    out, folder = tmp_path / "out", tmp_path / "out" / "clip"
     assert list(folder.glob("*.mp4")) == [] and list(folder.glob("*.json")) == []
     assert list(folder.glob(".*.partial")), "the partial file is hidden and named as such"
     # The next render cleans up and publishes.
@@ -438,19 +443,7 @@ def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manife
 def test_a_render_stopped_with_sigterm_stops_its_ffmpeg_and_keeps_nothing(tmp_path, write_manifest):
     # What a service manager or batch scheduler sends. Python used to die at once, and its ffmpeg, reparented,
     # finished an unchecked file that looked complete (found by a QA sweep).
-    tone_video(tmp_path / "src.mp4", seconds=8, size=(1280, 720))
-    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 8}], platforms=["youtube"])
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(out), "--quiet"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    folder = out / "clip"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
-        time.sleep(0.05)
-    assert proc.poll() is None, "render finished before it could be stopped"
+    _, proc = _render_caught_mid_encode(tmp_path, write_manifest, stderr=subprocess.PIPE, text=True)
     ffmpegs = _children(proc.pid)
     assert ffmpegs
     proc.send_signal(signal.SIGTERM)
@@ -459,6 +452,7 @@ def test_a_render_stopped_with_sigterm_stops_its_ffmpeg_and_keeps_nothing(tmp_pa
     time.sleep(0.5)
     still = [pid for pid in ffmpegs if Path(f"/proc/{pid}").exists()]
     assert still == [], "ffmpeg outlived clipper"
+    folder = tmp_path / "out" / "clip"
     assert list(folder.glob("*.mp4")) == [] and list(folder.glob(".*.partial")) == []
 
 

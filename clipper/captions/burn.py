@@ -35,14 +35,19 @@ def write_burn_files(
     cues: list[LaidOutCue], font: CaptionFont, style: CaptionStyle, fps: Fraction, language: str, work: Path
 ) -> BurnFiles:
     """Write the ASS script and the one-font folder for a variant into `work` (a private temporary folder)."""
+    return write_ass_files(ass_document(cues, font, style, fps, language), font, work, "captions")
+
+
+def write_ass_files(script: str, font: CaptionFont, work: Path, name: str) -> BurnFiles:
+    """Write an ASS script and a folder holding only its font into `work`: what the subtitles filter reads."""
     work.mkdir(parents=True, exist_ok=True)
     fonts_dir = work / "fonts"
     if fonts_dir.exists():
         shutil.rmtree(fonts_dir)
     fonts_dir.mkdir()
-    shutil.copyfile(font.path, fonts_dir / ("caption" + font.path.suffix.lower()))
-    ass = work / "captions.ass"
-    ass.write_text(ass_document(cues, font, style, fps, language), encoding="utf-8")
+    shutil.copyfile(font.path, fonts_dir / (name + font.path.suffix.lower()))
+    ass = work / f"{name}.ass"
+    ass.write_text(script, encoding="utf-8")
     return BurnFiles(ass, fonts_dir, font.family)
 
 

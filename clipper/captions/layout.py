@@ -219,7 +219,8 @@ def ass_line(text: str, rtl: bool) -> str:
     return ("\u200f" if rtl else "\u200e") + escaped
 
 
-def _colour(rgb: int, alpha: int = 0) -> str:
+def ass_colour(rgb: int, alpha: int = 0) -> str:
+    """An 0xRRGGBB colour (and alpha, 0 opaque) as ASS writes it: &HAABBGGRR."""
     r, g, b = (rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255
     return f"&H{alpha:02X}{b:02X}{g:02X}{r:02X}"
 
@@ -243,10 +244,10 @@ def ass_document(
             name,
             font.family,
             f"{font.ass_size(em):.2f}",
-            _colour(0xFFFFFF),
-            _colour(0xFFFFFF),
-            _colour(0x000000),
-            _colour(0x000000, 0x60),
+            ass_colour(0xFFFFFF),
+            ass_colour(0xFFFFFF),
+            ass_colour(0x000000),
+            ass_colour(0x000000, 0x60),
             "0",
             "0",
             "0",
@@ -268,11 +269,22 @@ def ass_document(
 
     sizes = sorted({c.em_px for c in cues} | {style.em_px})
     names = {em: f"S{i}" for i, em in enumerate(sizes)}
+    events = [
+        f"Dialogue: 0,{ass_time(c.start, fps)},{ass_time(c.end, fps)},{names[c.em_px]},,0,0,0,,"
+        + "\\N".join(ass_line(t, rtl) for t in c.lines)
+        for c in cues
+    ]
+    return ass_script(style.width, style.height, [style_line(names[em], em) for em in sizes], events)
+
+
+def ass_script(width: int, height: int, styles: Sequence[str], events: Sequence[str]) -> str:
+    """A complete ASS script for a width x height frame: its header, `Style:` lines and `Dialogue:` lines
+    (no wrapping by libass: lines are broken by the caller, as measured)."""
     out = [
         "[Script Info]",
         "ScriptType: v4.00+",
-        f"PlayResX: {style.width}",
-        f"PlayResY: {style.height}",
+        f"PlayResX: {width}",
+        f"PlayResY: {height}",
         "WrapStyle: 2",
         "ScaledBorderAndShadow: yes",
         "YCbCr Matrix: None",
@@ -281,12 +293,10 @@ def ass_document(
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
         "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
         "MarginR, MarginV, Encoding",
-        *(style_line(names[em], em) for em in sizes),
+        *styles,
         "",
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+        *events,
     ]
-    for c in cues:
-        text = "\\N".join(ass_line(t, rtl) for t in c.lines)
-        out.append(f"Dialogue: 0,{ass_time(c.start, fps)},{ass_time(c.end, fps)},{names[c.em_px]},,0,0,0,,{text}")
     return "\n".join(out) + "\n"
