@@ -40,6 +40,7 @@ from clipper.graph import (
     PipeLayout,
     decode_cmd,
     measure_cmd,
+    parse_loudness,
     render_cmd,
 )
 from clipper.manifest import LoadedManifest, load_manifest
@@ -261,9 +262,8 @@ def measure_loudness(plan: RenderPlan, gain: LoudnessGain | None = None, sound: 
     """Measure the clip's loudness (after `gain`, if given), audio only; `sound` replaces the cuts' audio."""
     err = run_ffmpeg(measure_cmd(plan, gain, sound), what="loudness measurement")
     try:
-        data = json.loads(err[err.rfind("{") : err.rfind("}") + 1])
-        return Loudness(input_i=float(data["input_i"]), input_tp=float(data["input_tp"]))
-    except (ValueError, KeyError) as e:
+        return parse_loudness(err)
+    except ValueError as e:
         raise ClipperError(
             f"could not read ffmpeg's loudness measurement ({e})", hint="run with --debug and report the log"
         ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from clipper.errors import MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
+from clipper.graph import LOUDNESS_METER, parse_loudness
 from clipper.media import probe
 from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
 
@@ -163,20 +163,12 @@ def _find_anywhere(path: Path, needles: tuple[bytes, ...], *, chunk: int = 8 << 
     return [n for n in needles if n in found]
 
 
-_I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
-_TP = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)
-
-
 def measure_loudness(path: Path) -> tuple[float, float]:
     """Return (integrated loudness LUFS, true peak dBTP) of a file's audio, by ffmpeg's ebur128."""
-    err = run_ffmpeg(
-        ["-i", str(path), "-vn", "-af", "ebur128=peak=true", "-f", "null", "-"], what="loudness measurement"
-    )
-    summary = err[err.rfind("Summary:") :]
-    i, tp = _I.search(summary), _TP.search(summary)
-    if not i or not tp:
-        raise ValueError("ebur128 printed no summary")
-    return float(i.group(1)), float(tp.group(1))
+    meter = "ebur128=" + ":".join(f"{k}={v}" for k, v in LOUDNESS_METER.items())
+    err = run_ffmpeg(["-i", str(path), "-vn", "-af", meter, "-f", "null", "-"], what="loudness measurement")
+    measured = parse_loudness(err)
+    return measured.input_i, measured.input_tp
 
 
 def verify_output(path: Path, exp: Expectation) -> CheckReport:

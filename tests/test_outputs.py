@@ -120,6 +120,29 @@ def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write
     assert abs(lufs - -14.0) <= 1.0 and peak <= -1.0, (lufs, peak)
 
 
+@pytest.mark.parametrize(
+    ("source", "lufs", "peak"),
+    [
+        ("aevalsrc=0.1*sin(2*PI*997*t)|0.1*sin(2*PI*997*t):s=48000", -20.0, -20.0),  # -20 dBFS sine in both channels
+        ("anullsrc=r=48000:cl=stereo", None, None),  # digital silence: nothing to normalize
+    ],
+    ids=["tone", "silence"],
+)
+def test_the_loudness_meter_reads_a_known_level_and_silence(source, lufs, peak):
+    from clipper.ffmpeg import run_ffmpeg
+    from clipper.graph import LOUDNESS_METER, parse_loudness
+
+    meter = "ebur128=" + ":".join(f"{k}={v}" for k, v in LOUDNESS_METER.items())
+    graph = f"{source},atrim=duration=4,{meter}"
+    measured = parse_loudness(run_ffmpeg(["-f", "lavfi", "-i", graph, "-f", "null", "-"], what="meter test"))
+    if lufs is None:
+        # ebur128 reads silence as the absolute gate, -70.0 LUFS: it must count as silent (no +56 dB gain on it).
+        assert measured.silent, measured
+    else:
+        assert not measured.silent
+        assert abs(measured.input_i - lufs) <= 0.3 and abs(measured.input_tp - peak) <= 0.3, measured
+
+
 def test_second_variant_reuses_the_loudness_measurement(tmp_path, write_manifest, render_manifest, monkeypatch):
     import clipper.render
 
