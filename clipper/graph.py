@@ -329,7 +329,9 @@ def analysis_cmd(plan: RenderPlan, seg: SegmentPlan, max_width: int | None) -> t
     v = _segment_picture(stream, seg, plan)
     w, h = analysis_size(seg.display_width, seg.display_height, max_width)
     if (w, h) != (seg.display_width, seg.display_height):
-        v = v.filter("scale", w, h, flags="area")
+        # Scaled in planar YUV, then converted to RGB unscaled: two of swscale's fast paths. Asked for at once,
+        # the scaling conversion to packed RGB takes a slow path: 2.9 against 1.9 s of CPU for 30 s of 720p.
+        v = v.filter("scale", w, h, flags="area").filter("format", "yuv420p")
     v = v.filter("format", "rgb24")
     args = ffmpeg.output(v, "pipe:1", f="rawvideo", pix_fmt="rgb24").compile(cmd="ffmpeg")[1:]
     return ["-loglevel", "error", *args], w, h

@@ -16,7 +16,7 @@ from clipper import __version__
 from clipper.faces.track import Detection
 
 # Bumped whenever detection or its pre/post-processing changes meaning: old entries are then not reused.
-CACHE_FORMAT = 3  # 3: the frames analysed for a flash are stored too
+CACHE_FORMAT = 4  # 3: the frames analysed for a flash are stored too; 4: analysis frames scaled in YUV first
 
 
 def track_key(*, source_sha256: str, in_frame: int, out_frame: int, fps: str, detector_id: str) -> str:
