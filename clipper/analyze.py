@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -24,9 +25,18 @@ from clipper.plan import RenderPlan, SegmentPlan
 
 log = logging.getLogger("clipper.analyze")
 
-# The detector sees frames at most this wide. CenterFace finds faces down to about 10 px in what it sees,
-# so at 960 px a face is found from about 20 px wide in a 1920 px frame (1 % of the width); measured
-# speeds are in docs/ARCHITECTURE.md. CLIPPER_ANALYSIS_WIDTH overrides it (0 = full resolution).
+# The smallest face that must be found, in pixels of the picture as shown (the source's square pixels): the
+# "recognise" level of IEC 62676-4 (DORI, 125 px/m: a person known to the viewer can be recognised) on a face
+# about 16 cm wide. Recognition by someone who knows the person is exactly the threat.
+SMALLEST_FACE_PX = 20
+# CenterFace's floor in what it sees, measured on five faces (astronaut, three corpus faces) scaled onto a plain
+# picture: every one found from 14 px wide, some at 10-12, none at 8.
+DETECTOR_FLOOR_PX = 14
+# Sources up to SMALLEST_FACE_PX / DETECTOR_FLOOR_PX times this wide (1371 px) are analysed this wide (720p:
+# faces from 13 px); wider ones at DETECTOR_FLOOR_PX / SMALLEST_FACE_PX of their width (1080p at 1344 px, 4K at
+# 2688 px), so the smallest face is found at any source size. At a fixed 960 px a QA sweep published 22 px faces
+# of a 1080p source and 56 px faces of a 4K one. Measured speeds are in docs/ARCHITECTURE.md.
+# CLIPPER_ANALYSIS_WIDTH replaces this width (0 = full resolution); the rule for wider sources still applies.
 ANALYSIS_WIDTH = 960
 # The detector runs on every ANALYSIS_STRIDE-th frame of a cut (and its last). The frames between are covered
 # by the tracker like any missed detection: bridged between sightings with a motion margin and held 15 frames
@@ -48,13 +58,21 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def analysis_width() -> int | None:
-    """The detector's frame width: CLIPPER_ANALYSIS_WIDTH if set (0 = full resolution), else ANALYSIS_WIDTH."""
+    """The base analysis width: CLIPPER_ANALYSIS_WIDTH if set (0 = full resolution), else ANALYSIS_WIDTH."""
     raw = os.environ.get("CLIPPER_ANALYSIS_WIDTH", "").strip()
     if not raw:
         return ANALYSIS_WIDTH
     if not raw.isdigit():
         raise ClipperError(f"CLIPPER_ANALYSIS_WIDTH={raw!r} is not a whole number", hint="e.g. 960, or 0 for full size")
     return int(raw) or None
+
+
+def frame_width(display_width: int, base: int | None = ANALYSIS_WIDTH) -> int:
+    """The width a picture this wide is analysed at: the base width, or wider where the smallest face needs it."""
+    if base is None or display_width <= base:
+        return display_width
+    needed = math.ceil(display_width * DETECTOR_FLOOR_PX / SMALLEST_FACE_PX)
+    return min(display_width, max(base, needed))
 
 
 def analysis_stride() -> int:
@@ -69,8 +87,8 @@ def analysis_stride() -> int:
 
 
 def default_detector() -> CenterFace:
-    """The detector that places masks: CenterFace at the analysis width, on up to two cores."""
-    return CenterFace(width=analysis_width(), threads=min(2, os.cpu_count() or 1))
+    """The detector that places masks: CenterFace on up to two cores, given frames at `frame_width`."""
+    return CenterFace(threads=min(2, os.cpu_count() or 1))
 
 
 def cache_root(out_root: Path) -> Path:
@@ -188,6 +206,7 @@ def analyze_faces(
         raise ValueError("the plan opts out of face masking")
     detector = detector or default_detector()
     stride = analysis_stride()
+    base = analysis_width()
     tracking = TrackingSettings(padding=plan.faces.padding)
     hashes = dict(source_hashes or {})
     total = plan.clip_frames
@@ -202,7 +221,8 @@ def analyze_faces(
             in_frame=seg.in_frame,
             out_frame=seg.out_frame,
             fps=str(plan.fps),
-            detector_id=f"{detector.id}-stride{stride}" + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
+            detector_id=f"{detector.id}-at{frame_width(seg.display_width, base)}-stride{stride}"
+            + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
         )
         hit = cache.load(key) if cache is not None else None
         if hit is not None and len(hit.detections) != seg.out_frames:
@@ -213,7 +233,9 @@ def analyze_faces(
                 if on_progress:
                     on_progress(base + n, total)
 
-            dets, luma, flashed = _detect_segment(plan, seg, detector, frame_done, stride)
+            dets, luma, flashed = _detect_segment(
+                plan, seg, detector, frame_done, stride, frame_width(seg.display_width, base)
+            )
             if cache is not None:
                 cache.save(key, dets, luma, flashed)
         else:
@@ -240,13 +262,18 @@ def analyze_faces(
 
 
 def _detect_segment(
-    plan: RenderPlan, seg: SegmentPlan, detector: FaceDetector, on_frame: Callable[[int], None], stride: int = 1
+    plan: RenderPlan,
+    seg: SegmentPlan,
+    detector: FaceDetector,
+    on_frame: Callable[[int], None],
+    stride: int,
+    width: int,
 ) -> tuple[list[list[Detection]], list[float], tuple[int, ...]]:
-    """Run the detector over every stride-th frame of one cut, its last, and skipped frames that flash; return the
-    boxes (full-resolution pixels) and mean luma per frame, and the skipped frames that were analysed."""
-    # ffmpeg scales the frames to the detector's width (cheaper than scaling in Python); boxes are scaled
+    """Run the detector over every stride-th frame of one cut (`width` px wide), its last, and skipped frames that
+    flash; return the boxes (full-resolution pixels), mean luma per frame, and the skipped frames analysed."""
+    # ffmpeg scales the frames to the analysis width (cheaper than scaling in Python); boxes are scaled
     # back up here.
-    args, w, h = analysis_cmd(plan, seg, detector.width)
+    args, w, h = analysis_cmd(plan, seg, width)
     sx, sy = seg.display_width / w, seg.display_height / h
     dets: list[list[Detection]] = []
     luma: list[float] = []

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import wave
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -537,6 +537,37 @@ def face_video(
             args += ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
         pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", pix_fmt, str(path)])
+    return path, boxes
+
+
+def faces_still_video(
+    path: Path, *, size: tuple[int, int], face_px: Sequence[int], frames: int = 20, fps: str = "25"
+) -> tuple[Path, list[tuple[int, int, int, int]]]:
+    """Write a still video of the astronaut's head with the face (cheek to cheek, what a detector's box spans) at
+    each width given, spread over a grey picture: a wide shot with small faces. Returns the path and each face's
+    box (x, y, w, h) in the picture's pixels."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    path = Path(path)
+    width, height = size
+    head = skimage_data.astronaut()[10:250, 120:330]  # CenterFace's box on the face: x 62..150, y 48..168 of this
+    frame = np.full((height, width, 3), 128, np.uint8)
+    boxes = []
+    for k, px in enumerate(face_px):
+        scale = px / 88
+        sprite = np.asarray(
+            Image.fromarray(head).resize((max(1, round(210 * scale)), max(1, round(240 * scale))), Image.LANCZOS)
+        )
+        sh, sw = sprite.shape[:2]
+        x, y = round(width * (k + 1) / (len(face_px) + 1)) - sw // 2, height // 3 + (k % 2) * height // 3
+        frame[y : y + sh, x : x + sw] = sprite
+        boxes.append((x + round(62 * scale), y + round(48 * scale), round(88 * scale), round(120 * scale)))
+    with tempfile.TemporaryDirectory(prefix="clipper-media-") as tmp:
+        raw = Path(tmp) / "frames.rgb"
+        raw.write_bytes(frame.tobytes() * frames)
+        args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", str(raw)]
+        ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", str(path)])
     return path, boxes
 
 

@@ -532,3 +532,27 @@ def test_ffmpeg_logs_drop_every_tag_even_one_holding_a_line_separator():
     for secret in ("Abu X", "+34.5203", "Interview"):
         assert secret not in kept
     assert "Duration: 00:00:03.00" in kept and "Stream #0:0: Video: h264" in kept and kept.endswith("Output #0\n")
+
+
+# ------------------------------------------------------------------------------------------- analysis width
+
+
+@pytest.mark.parametrize(
+    ("display_width", "base", "expected"),
+    [
+        (640, 960, 640),  # never scaled up
+        (1280, 960, 960),  # 720p: the base width already sees 20 px faces at 15 px
+        (1371, 960, 960),
+        (1372, 960, 961),  # from here the smallest face needs more than the base width
+        (1920, 960, 1344),
+        (3840, 960, 2688),
+        (3840, 3000, 3000),  # a wider base (CLIPPER_ANALYSIS_WIDTH) is kept
+        (3840, None, 3840),  # 0 in CLIPPER_ANALYSIS_WIDTH: full resolution
+    ],
+)
+def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_width, base, expected):
+    from clipper.analyze import DETECTOR_FLOOR_PX, SMALLEST_FACE_PX, frame_width
+
+    width = frame_width(display_width, base)
+    assert width == expected
+    assert SMALLEST_FACE_PX * width / display_width >= DETECTOR_FLOOR_PX - 1e-9 or width == display_width

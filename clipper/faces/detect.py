@@ -103,16 +103,14 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
 
 
 class FaceDetector(Protocol):
-    """What the analyze stage needs of a detector: a cache identity, a working width and per-frame boxes."""
+    """What the analyze stage needs of a detector: a cache identity and per-frame boxes.
+
+    The analyze stage decides the size of the frames it is given (analyze.frame_width).
+    """
 
     @property
     def id(self) -> str:
         """Names the detector, its model and settings (part of the face-track cache key)."""
-        ...
-
-    @property
-    def width(self) -> int | None:
-        """Frame width it should be given (None: full resolution)."""
         ...
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -122,7 +120,7 @@ class FaceDetector(Protocol):
 
 @dataclass(frozen=True)
 class CenterFace:
-    """CenterFace detector; `width` analyzes a downscaled copy (faster, misses faces below ~8 px there)."""
+    """CenterFace detector; `width` analyzes a downscaled copy (faster, misses faces below ~14 px there)."""
 
     threshold: float = DEFAULT_THRESHOLD
     width: int | None = None  # analysis width in pixels; None: full resolution
