@@ -206,7 +206,7 @@ def analyze_faces(
         raise ValueError("the plan opts out of face masking")
     detector = detector or default_detector()
     stride = analysis_stride()
-    base = analysis_width()
+    base_width = analysis_width()
     tracking = TrackingSettings(padding=plan.faces.padding)
     hashes = dict(source_hashes or {})
     total = plan.clip_frames
@@ -221,7 +221,7 @@ def analyze_faces(
             in_frame=seg.in_frame,
             out_frame=seg.out_frame,
             fps=str(plan.fps),
-            detector_id=f"{detector.id}-at{frame_width(seg.display_width, base)}-stride{stride}"
+            detector_id=f"{detector.id}-at{frame_width(seg.display_width, base_width)}-stride{stride}"
             + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
         )
         hit = cache.load(key) if cache is not None else None
@@ -234,7 +234,7 @@ def analyze_faces(
                     on_progress(base + n, total)
 
             dets, luma, flashed = _detect_segment(
-                plan, seg, detector, frame_done, stride, frame_width(seg.display_width, base)
+                plan, seg, detector, frame_done, stride, frame_width(seg.display_width, base_width)
             )
             if cache is not None:
                 cache.save(key, dets, luma, flashed)

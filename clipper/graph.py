@@ -54,7 +54,7 @@ class Loudness:
 
 
 # EBU R128 / BS.1770 metering: ffmpeg's ebur128 filter, true peak by 4x oversampling. It measures what loudnorm's
-# analysis does at an eighth of the cost (loudnorm resamples everything to 192 kHz first), and it is the meter
+# analysis does at a seventh of the CPU (loudnorm resamples everything to 192 kHz first), and it is the meter
 # the verify stage checks outputs with, so a clip is planned and checked by the same measure.
 LOUDNESS_METER = {"peak": "true", "framelog": "quiet"}
 ABSOLUTE_GATE_LUFS = -70.0
