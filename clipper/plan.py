@@ -470,24 +470,23 @@ def plan_clip(
     )
     captions: dict[str, CaptionPlan] = {}
     intro_frames = intro.frames if intro else 0
-    # Caption words under a bleep go with its sound; the frames are taken outward (in doubt, redact more).
-    bleeped = [
-        (intro_frames + math.floor(a * fps), intro_frames + math.ceil(b * fps)) for bl in bleeps for a, b in bl.spans
-    ]
     for lang, sub in (subtitles or {}).items():
         spec = m.subtitle_spec(lang)
         if spec is None:
             continue
         timed_to = spec.timed_to or (next(iter(m.sources)) if len(m.sources) == 1 else None)
-        cues = retime(
-            sub.cues,
-            segments,
-            fps,
+        where = dict(
+            segments=segments,
+            fps=fps,
             intro_frames=intro_frames,
             clip_frames=clip_frames,
             source=None if timed_to == "clip" else timed_to,
         )
-        shown = redact(cues, bleeped) if bleeped else cues
+        cues = retime(sub.cues, **where)
+        # Caption words under a bleep go with its sound. Redacted on the file's own timeline, over each cue's whole
+        # time, before the cues are cut to the clip (see captions/redact.py); a frame's margin: in doubt, redact more.
+        bleeped = bleeps_on_timeline(bleeps, segments, fps, timed_to or "clip")
+        shown = retime(redact(sub.cues, bleeped, margin=1 / float(fps)), **where) if bleeped else cues
         font = lm.path.parent / spec.font if spec.font else None
         captions[lang] = CaptionPlan(
             lang,
@@ -520,6 +519,30 @@ def plan_clip(
         voice=voice,
         bleeps=tuple(bleeps),
     )
+
+
+def bleeps_on_timeline(
+    bleeps: Sequence[BleepPlan], segments: Sequence[SegmentPlan], fps: Fraction, timeline: str
+) -> list[tuple[float, float]]:
+    """Each bleep's stretch in seconds of `timeline` (a source's, or "clip"), where a subtitle file timed to it
+    says what is spoken then: as written when the bleep is timed to it, else through the cuts that carry both."""
+    out: list[tuple[float, float]] = []
+    for b in bleeps:
+        if b.timed_to == timeline:
+            out.append((float(b.start), float(b.end)))
+            continue
+        for a, z in b.spans:
+            if timeline == "clip":
+                out.append((float(a), float(z)))
+                continue
+            for seg in segments:
+                if seg.source != timeline:
+                    continue
+                s0 = Fraction(seg.clip_start_frame) / fps
+                lo, hi = max(a, s0), min(z, s0 + Fraction(seg.out_frames) / fps)
+                if lo < hi:
+                    out.append((float(seg.in_s + lo - s0), float(seg.in_s + hi - s0)))
+    return out
 
 
 def clip_spans(

@@ -110,6 +110,25 @@ def test_a_bleep_removes_the_sound_and_the_caption_word(tmp_path, write_manifest
     assert miss_want < 0.3 * miss_orig, (miss_want, miss_orig)
 
 
+@pytest.mark.parametrize("cut_in", [0.0, 5.0, 3.0], ids=["whole-cue", "cut-inside-the-cue", "cut-before-word"])
+def test_a_bleeped_word_is_redacted_where_it_is_spoken_even_in_a_cue_cut_short(tmp_path, write_manifest, cut_in):
+    """A cue from 2-8 s shows all its words over whatever part of it the cut keeps; the words are placed over the
+    cue's whole time, so the redacted word is the one spoken under the bleep (a QA sweep published it when the
+    words were spread over the kept part only)."""
+    from clipper.render import prepare
+
+    _clip(tmp_path / "src.mp4", _partials(10.0))
+    text = "We crossed the river that night and then Mahmoud took us on to the camp"
+    (tmp_path / "subs.en.vtt").write_text(f"WEBVTT\n\n00:00:02.000 --> 00:00:08.000\n{text}\n", encoding="utf-8")
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": cut_in, "out": 10}])
+    # "Mahmoud" is characters 41-48 of 72 over 6 s: 5.4-6.0 s of the source.
+    _with(doc, '  bleeps: [{from: 5.5, to: 6.0, reason: "a friend\'s name", sound: tone}]', "subs.en.vtt")
+    plan = prepare(doc)
+    [cue] = plan.captions["en"].cues
+    assert cue.lines == ("We crossed the river that night and then […] took us on to the camp",), cue.lines
+    assert plan.captions["en"].redacted == 1
+
+
 def test_clipper_plan_lists_each_bleep_with_its_reason(tmp_path, write_manifest):
     _clip(tmp_path / "src.mp4", _partials(4.0))
     doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.6, "out": 3}])

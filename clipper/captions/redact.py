@@ -3,20 +3,34 @@
 Cues carry no word timing, so each word is given the share of its cue's time that its characters have of the
 cue's text (speech runs at a fairly even rate of characters). A word whose share overlaps a redacted span, by
 as little as one frame, is replaced: in doubt, redact more. Adjacent replaced words become one marker.
+
+The shares are taken over the cue's whole time as written, on the subtitle file's own timeline, before the cue is
+cut to the clip: a cue that starts before a cut shows all its words over the part of it that is kept, so spread
+over that part, the words would land at the wrong times (a QA sweep published a bleeped name that way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from clipper.captions.timing import TimedCue
+from dataclasses import replace
+from typing import Protocol, TypeVar
 
 MARKER = "[…]"
 
 
-def redact(cues: Sequence[TimedCue], spans: Sequence[tuple[int, int]], marker: str = MARKER) -> list[TimedCue]:
-    """Cues with every word that overlaps a span of output frames [start, end) replaced by `marker`."""
-    out = []
+class _Cue(Protocol):
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+
+C = TypeVar("C", bound=_Cue)
+
+
+def redact(cues: Sequence[C], spans: Sequence[tuple[float, float]], marker: str = MARKER, margin: float = 1) -> list[C]:
+    """Cues with every word that overlaps a span [start, end) (in the cues' own time unit) replaced by `marker`;
+    `margin` widens each word's share (one frame: 1 for frames, 1/fps for seconds)."""
+    out: list[C] = []
     for cue in cues:
         hits = [(a, b) for a, b in spans if a < cue.end and b > cue.start]
         if not hits:
@@ -32,11 +46,11 @@ def redact(cues: Sequence[TimedCue], spans: Sequence[tuple[int, int]], marker: s
                 w0 = cue.start + duration * (offset + pos) / total
                 w1 = cue.start + duration * (offset + pos + len(word)) / total
                 pos += len(word) + 1
-                covered = bool(word) and any(a < w1 + 1 and b > w0 - 1 for a, b in hits)  # a frame's margin
+                covered = bool(word) and any(a < w1 + margin and b > w0 - margin for a, b in hits)
                 if covered and words and words[-1] == marker:
                     continue
                 words.append(marker if covered else word)
             offset += len(line)
             lines.append(" ".join(words))
-        out.append(TimedCue(cue.start, cue.end, tuple(lines), cue.line))
+        out.append(replace(cue, lines=tuple(lines)))
     return out
