@@ -576,23 +576,33 @@ def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, 
 
 
 def write_caption_sidecars(cues: Sequence[TimedCue], fps: Fraction, *, vtt: Path, srt: Path) -> None:
-    """Write the captions as WebVTT and SubRip files timed to the rendered clip (cards included), plain text."""
-    import io
+    """Write the captions as WebVTT and SubRip files timed to the rendered clip (cards included), plain text.
 
-    import webvtt
+    Written here rather than by webvtt-py, whose writer refuses a cue line holding "-->" (after the encode, a crash)
+    and whose SubRip output drops anything between angle brackets ("5 < 6 & 7 > 2" came out as "5  2").
+    """
 
-    def clock(frame: int) -> str:
+    def clock(frame: int, sep: str) -> str:
         ms = round(Fraction(frame) / fps * 1000)
         h, rest = divmod(ms, 3_600_000)
         m, rest = divmod(rest, 60_000)
         sec, milli = divmod(rest, 1000)
-        return f"{h:02d}:{m:02d}:{sec:02d}.{milli:03d}"
+        return f"{h:02d}:{m:02d}:{sec:02d}{sep}{milli:03d}"
 
-    doc = webvtt.WebVTT(captions=[webvtt.Caption(clock(c.start), clock(c.end), "\n".join(c.lines)) for c in cues])
-    vtt.write_text(doc.content, encoding="utf-8")
-    buf = io.StringIO()
-    doc.write(buf, format="srt")
-    srt.write_text(buf.getvalue().rstrip("\n") + "\n", encoding="utf-8")
+    # A blank line would end the cue early in both formats; a cue with no text is not written at all.
+    shown = [(c, [line for line in c.lines if line.strip()]) for c in cues]
+    shown = [(c, lines) for c, lines in shown if lines]
+    vtt_blocks = ["WEBVTT"]
+    srt_blocks = []
+    for n, (c, lines) in enumerate(shown, 1):
+        # WebVTT cue text is markup: &, < and > are written as character references (so "-->" cannot occur).
+        text = "\n".join(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines)
+        vtt_blocks.append(f"{clock(c.start, '.')} --> {clock(c.end, '.')}\n{text}")
+        # SubRip has no escapes: text is written as it is, but for an arrow that readers take for a timing line.
+        text = "\n".join(line.replace("-->", "→") for line in lines)
+        srt_blocks.append(f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{text}")
+    vtt.write_text("\n\n".join(vtt_blocks) + "\n", encoding="utf-8")
+    srt.write_text("\n\n".join(srt_blocks) + "\n" if srt_blocks else "", encoding="utf-8")
 
 
 def _render_variant(

@@ -378,3 +378,44 @@ def test_random_bytes_are_rejected_cleanly(tmp_path: Path) -> None:
         path = write(tmp_path, f"r{i}.vtt", bytes(rng.randrange(256) for _ in range(rng.randint(0, 300))))
         with pytest.raises(SubtitleError):
             read_subtitles(path)
+
+
+def test_sidecars_written_for_the_clip_read_back_as_the_same_text(tmp_path):
+    """What the VTT and SRT sidecars say is what was burned: markup characters, an arrow, blank lines."""
+    from fractions import Fraction
+
+    from clipper.captions.timing import TimedCue
+    from clipper.render import write_caption_sidecars
+
+    cues = [
+        TimedCue(0, 25, ("Prices: 5 < 6 & 7 > 2",), 3),
+        TimedCue(25, 50, ("Aleppo --> Gaziantep", "", "I <3 you"), 7),  # a line left blank by markup alone
+        TimedCue(50, 60, ("",), 9),  # nothing to show: not written
+        TimedCue(60, 90, ("He said <nothing> at all", "&amp; is not an entity here"), 11),
+    ]
+    vtt, srt = tmp_path / "c.vtt", tmp_path / "c.srt"
+    write_caption_sidecars(cues, Fraction(25), vtt=vtt, srt=srt)
+    want = [
+        ((0.0, 1.0), ("Prices: 5 < 6 & 7 > 2",)),
+        ((1.0, 2.0), ("Aleppo --> Gaziantep", "I <3 you")),
+        ((2.4, 3.6), ("He said <nothing> at all", "&amp; is not an entity here")),
+    ]
+    got_vtt = [((c.start, c.end), c.lines) for c in read_subtitles(vtt, strict=True).cues]
+    assert got_vtt == want
+    # SubRip has no escapes: its readers take text as it is, and an arrow for a timing line, so it gets "→".
+    srt_text = srt.read_text(encoding="utf-8")
+    assert "5 < 6 & 7 > 2" in srt_text and "<nothing>" in srt_text and "Aleppo → Gaziantep" in srt_text
+    assert [c.start for c in read_subtitles(srt, strict=True).cues] == [0.0, 1.0, 2.4]
+
+
+@pytest.mark.parametrize("language", ["en", "ar", "ja"])
+def test_a_line_left_empty_by_markup_lays_out_without_it(language):
+    """`{\\an8}` or `<v Mary>` alone on a line reads as an empty line: it is measured as nothing, then dropped
+    (HarfBuzz gives no positions for empty text, and the width sum crashed the render)."""
+    from clipper.captions.fonts import font_for
+    from clipper.captions.layout import lay_out, style_for
+
+    font = font_for(language)
+    assert font.width("", 40) == 0.0
+    lines, _ = lay_out(["", "Top text"], font, style_for(1280, 720), where="t.srt:2")
+    assert lines == ("Top text",)

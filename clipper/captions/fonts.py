@@ -75,11 +75,13 @@ class CaptionFont:
         """Advance width in pixels of `text` shaped as one run (HarfBuzz: Arabic joins, ligatures) at em_px."""
         import uharfbuzz as hb
 
+        if not text:
+            return 0.0  # a line that held only markup (`{\an8}`, `<v Mary>`): HarfBuzz has no positions for it
         buf = hb.Buffer()
         buf.add_str(text)
         buf.guess_segment_properties()
         hb.shape(_hb_font(self.path), buf, {})
-        return sum(p.x_advance for p in buf.glyph_positions) * em_px * self.scale / self.upem
+        return sum(p.x_advance for p in buf.glyph_positions or ()) * em_px * self.scale / self.upem
 
 
 @functools.cache

@@ -5,7 +5,7 @@ steps, "collect a WebVTT block", timestamps, cue settings, and the cue text toke
 plain text needs), so a file gives the cues a conforming parser gives. SubRip has no spec; it is read the
 way common players read it (blank-line separated blocks, optional index, ``hh:mm:ss,mmm`` timings).
 
-We do not read with webvtt-py (it stays a dependency for other uses): measured on the W3C and vtt.js
+We do not read with webvtt-py (no longer a dependency; see docs/ARCHITECTURE.md): measured on the W3C and vtt.js
 corpora, 0.6.0 accepts timestamps the spec rejects (9 extra "invalid" cues in WPT timings-too-short, 4 extra
 "FAIL" cues in nulls), treats vertical tab as whitespace, leaves ``&amp;`` and unclosed tags as raw text on
 screen, rejects whole files in strict mode where the spec skips one cue, and its errors never name a line.
