@@ -143,6 +143,18 @@ class Bleep(Strict):
     reason: str = Field(min_length=3, description="what is bleeped and why (listed by clipper plan, never published)")
     sound: Literal["tone", "silence"] = "tone"
     timed_to: str | None = Field(default=None, description=TIMED_TO)
+    words: list[str] = Field(
+        default_factory=list,
+        description="the bleeped words as each caption file writes them (a name in every script used): replaced in "
+        "every cue shown while the bleep sounds, wherever a translation puts them",
+    )
+
+    @field_validator("words")
+    @classmethod
+    def _words_not_blank(cls, v: list[str]) -> list[str]:
+        if any(not w.strip() for w in v):
+            raise ValueError("a bleep's words must not be empty")
+        return [w.strip() for w in v]
 
     @model_validator(mode="after")
     def _from_before_to(self) -> Bleep:

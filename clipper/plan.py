@@ -11,7 +11,7 @@ from typing import Any
 
 from clipper import __version__
 from clipper.captions.read import SubtitleFile
-from clipper.captions.redact import redact
+from clipper.captions.redact import redact, redact_words
 from clipper.captions.timing import TimedCue, retime
 from clipper.errors import ClipperError, ManifestError
 from clipper.manifest import Card, LoadedManifest, Manifest, VoiceChange
@@ -157,6 +157,7 @@ class BleepPlan:
     start: Fraction  # as written, on timed_to's timeline
     end: Fraction
     spans: tuple[Span, ...]
+    words: tuple[str, ...] = ()  # replaced in every cue shown under the bleep, wherever a translation puts them
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,7 @@ def plan_clip(
     for i, b in enumerate(m.anonymize.bleeps):
         tl = _timeline(m, b.timed_to)
         start, end, pieces = on_clip(tl, b.from_, b.to)
-        bleeps.append(BleepPlan(i, b.reason, b.sound, tl, start, end, pieces))
+        bleeps.append(BleepPlan(i, b.reason, b.sound, tl, start, end, pieces, tuple(b.words)))
     if voice is None:
         voice_text = f"not changed: {mv.reason}"
     else:
@@ -486,7 +487,11 @@ def plan_clip(
         # Caption words under a bleep go with its sound. Redacted on the file's own timeline, over each cue's whole
         # time, before the cues are cut to the clip (see captions/redact.py); a frame's margin: in doubt, redact more.
         bleeped = bleeps_on_timeline(bleeps, segments, fps, timed_to or "clip")
-        shown = retime(redact(sub.cues, bleeped, margin=1 / float(fps)), **where) if bleeped else cues
+        shown = cues
+        if bleeped:
+            redacted = redact(sub.cues, [(a, b) for a, b, _ in bleeped], margin=1 / float(fps))
+            redacted = redact_words(redacted, [(a, b, w) for a, b, w in bleeped if w])
+            shown = retime(redacted, **where)
         font = lm.path.parent / spec.font if spec.font else None
         captions[lang] = CaptionPlan(
             lang,
@@ -523,17 +528,18 @@ def plan_clip(
 
 def bleeps_on_timeline(
     bleeps: Sequence[BleepPlan], segments: Sequence[SegmentPlan], fps: Fraction, timeline: str
-) -> list[tuple[float, float]]:
+) -> list[tuple[float, float, tuple[str, ...]]]:
     """Each bleep's stretch in seconds of `timeline` (a source's, or "clip"), where a subtitle file timed to it
-    says what is spoken then: as written when the bleep is timed to it, else through the cuts that carry both."""
-    out: list[tuple[float, float]] = []
+    says what is spoken then: as written when the bleep is timed to it, else through the cuts that carry both;
+    with the bleep's words."""
+    out: list[tuple[float, float, tuple[str, ...]]] = []
     for b in bleeps:
         if b.timed_to == timeline:
-            out.append((float(b.start), float(b.end)))
+            out.append((float(b.start), float(b.end), b.words))
             continue
         for a, z in b.spans:
             if timeline == "clip":
-                out.append((float(a), float(z)))
+                out.append((float(a), float(z), b.words))
                 continue
             for seg in segments:
                 if seg.source != timeline:
@@ -541,7 +547,7 @@ def bleeps_on_timeline(
                 s0 = Fraction(seg.clip_start_frame) / fps
                 lo, hi = max(a, s0), min(z, s0 + Fraction(seg.out_frames) / fps)
                 if lo < hi:
-                    out.append((float(seg.in_s + lo - s0), float(seg.in_s + hi - s0)))
+                    out.append((float(seg.in_s + lo - s0), float(seg.in_s + hi - s0), b.words))
     return out
 
 

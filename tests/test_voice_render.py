@@ -129,6 +129,35 @@ def test_a_bleeped_word_is_redacted_where_it_is_spoken_even_in_a_cue_cut_short(t
     assert plan.captions["en"].redacted == 1
 
 
+@pytest.mark.parametrize("words", [[], ["Ahmed", "أحمد"]], ids=["timing-only", "words-named"])
+def test_a_translation_that_moves_the_bleeped_name_loses_it_when_the_bleep_names_it(tmp_path, write_manifest, words):
+    """Arabic puts "Ahmed" at the end of its cue, English at the start: placed by timing alone, the Arabic redacts
+    the wrong words (a QA sweep published أحمد). A bleep's `words` are replaced wherever a cue under it has them."""
+    from clipper.render import prepare
+
+    _clip(tmp_path / "src.mp4", _partials(5.0))
+    (tmp_path / "s.en.vtt").write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nAhmed, my brother, was taken from the market in 2014.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "s.ar.vtt").write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nفي عام 2014 أخذوا أخي وأحمد من السوق.\n", encoding="utf-8"
+    )
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 5}])
+    data = yaml.safe_load(doc.read_text())
+    data["anonymize"]["bleeps"] = [{"from": 1.0, "to": 1.5, "reason": "his brother's name", "words": words}]
+    data["subtitles"] = {"en": "s.en.vtt", "ar": "s.ar.vtt"}
+    data["outputs"]["languages"] = ["en", "ar"]
+    doc.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    plan = prepare(doc)
+    [en], [ar] = plan.captions["en"].cues, plan.captions["ar"].cues
+    assert "Ahmed" not in " ".join(en.lines)
+    if not words:
+        assert "أحمد" in " ".join(ar.lines)  # the limit of timing alone, which `words` is for
+        return
+    assert "أحمد" not in " ".join(ar.lines) and "السوق" in " ".join(ar.lines), ar.lines
+
+
 def test_clipper_plan_lists_each_bleep_with_its_reason(tmp_path, write_manifest):
     _clip(tmp_path / "src.mp4", _partials(4.0))
     doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.6, "out": 3}])

@@ -54,3 +54,37 @@ def redact(cues: Sequence[C], spans: Sequence[tuple[float, float]], marker: str 
             lines.append(" ".join(words))
         out.append(replace(cue, lines=tuple(lines)))
     return out
+
+
+def redact_words(
+    cues: Sequence[C], spans: Sequence[tuple[float, float, Sequence[str]]], marker: str = MARKER
+) -> list[C]:
+    """Cues shown during a span [start, end) with every word that holds one of that span's words replaced.
+
+    For what the even-rate estimate cannot place: a translation that puts the name elsewhere in its cue. Matching
+    ignores case and takes a word holding the name (Arabic joins prefixes to it: "وأحمد" holds "أحمد"); text
+    without spaces (Japanese) is one word, so its whole line goes. In doubt, redact more.
+    """
+    out: list[C] = []
+    for cue in cues:
+        names = {
+            token.casefold()
+            for a, b, words in spans
+            if a < cue.end and b > cue.start
+            for w in words
+            for token in w.split()
+        }
+        if not names:
+            out.append(cue)
+            continue
+        lines = []
+        for line in cue.lines:
+            words: list[str] = []
+            for word in line.split(" "):
+                covered = word == marker or any(n in word.casefold() for n in names)
+                if covered and words and words[-1] == marker:
+                    continue
+                words.append(marker if covered else word)
+            lines.append(" ".join(words))
+        out.append(replace(cue, lines=tuple(lines)))
+    return out
