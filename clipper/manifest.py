@@ -543,16 +543,10 @@ def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
             assert spec is not None
             where = ("subtitles", lang) if isinstance(m.subtitles[lang], str) else ("subtitles", lang, "file")
             if not (lm.path.parent / spec.file).is_file():
-                problems.append(
-                    lm.problem(where, f"no such subtitle file: {spec.file}", "paths are relative to the manifest")
-                )
+                problems.append(lm.problem(where, *_not_a_file("subtitle", lm.path.parent / spec.file, spec.file)))
             if spec.font is not None and not (lm.path.parent / spec.font).is_file():
                 problems.append(
-                    lm.problem(
-                        ("subtitles", lang, "font"),
-                        f"no such font file: {spec.font}",
-                        "paths are relative to the manifest",
-                    )
+                    lm.problem(("subtitles", lang, "font"), *_not_a_file("font", lm.path.parent / spec.font, spec.font))
                 )
             if spec.timed_to is None and len(m.sources) > 1:
                 problems.append(
@@ -593,6 +587,13 @@ def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
     return problems
 
 
+def _not_a_file(kind: str, path: Path, written: str) -> tuple[str, str]:
+    """(message, hint) for a path the manifest names that is not a readable file."""
+    if path.is_dir():
+        return f"{kind} path {written} is a folder, not a file", f"name the {kind} file inside it"
+    return f"no such {kind} file: {written}", "paths are relative to the manifest"
+
+
 def _compose(path: Path, text: str) -> yaml.Node:
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -607,11 +608,16 @@ def _compose(path: Path, text: str) -> yaml.Node:
             msg += f"; opened here and not closed (noticed at line {e.problem_mark.line + 1})"
             mark = e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ManifestError(
-            [ClipperError(msg, where=where, hint="check indentation, colons and quotes on this line")]
-        ) from None
+        hint = "check indentation, colons and quotes on this line"
+        if "'\\t'" in msg:
+            hint = "indent with spaces: YAML does not allow tabs for indentation"
+        elif "another document" in msg:
+            hint = "a manifest is one YAML document: remove this '---' and what follows, or split it into two files"
+        raise ManifestError([ClipperError(msg, where=where, hint=hint)]) from None
     except yaml.YAMLError as e:
-        raise ManifestError([ClipperError(f"YAML: {e}", where=str(path))]) from None
+        # The reader's own errors (a character YAML may not hold): most often a file saved as UTF-16 without a BOM.
+        hint = "save the manifest as UTF-8" if "#x0000" in str(e) else None
+        raise ManifestError([ClipperError(f"YAML: {e}", where=str(path), hint=hint)]) from None
     if root is None:
         raise ManifestError(
             [ClipperError("the manifest is empty", where=f"{path}:1:1", hint="start from manifests/demo.yaml")]

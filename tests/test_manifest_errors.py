@@ -82,12 +82,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "YAML syntax",
     ),
     ("yaml-unclosed-bracket", _with({12: "  platforms: [youtube"}), 12, "", "YAML syntax"),
-    ("yaml-tab-indent", _with({5: "\tmain: src.mp4"}), 5, "", "'\\t'"),
+    ("yaml-tab-indent", _with({5: "\tmain: src.mp4"}), 5, "", "indent with spaces"),
     ("empty-file", "", 1, "", "the manifest is empty"),
     ("only-comments", "# a manifest\n\n# nothing here yet\n", 1, "", "the manifest is empty"),
     ("top-level-list", "- clipper: 1\n- id: case\n", 1, "", "a manifest is a mapping of keys"),
     ("top-level-scalar", "just some words\n", 1, "", "a manifest is a mapping of keys"),
     ("not-utf8", _with({3: "title: Cafe talk"}).encode().replace(b"Cafe", b"Caf\xe9"), 3, "", "not UTF-8"),
+    ("yaml-two-documents", _with(extra="---\nclipper: 1\n"), 14, "", "a manifest is one YAML document"),
     ("duplicate-key-top", _with({3: "title: A test clip\ntitle: Another"}), 4, "'title'", "appears twice"),
     (
         "duplicate-key-in-flow-mapping",
@@ -341,6 +342,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "no such subtitle file: subs/en.vtt",
     ),
     (
+        "subtitles-path-is-a-folder",
+        _with(extra="subtitles:\n  en: .\n"),
+        15,
+        "subtitles.en",
+        "subtitle path . is a folder, not a file",
+    ),
+    (
         "subtitles-bad-timed-to",
         _with(extra="subtitles:\n  en: {file: notes.txt, timed_to: intervew}\n"),
         15,
@@ -592,3 +600,11 @@ def test_bundled_demo_manifest() -> None:
     assert r.stderr.startswith(f"{demo}:{sources_line}:"), r.stderr
     assert "sources.interview" in r.stderr and "no such file" in r.stderr, r.stderr
     assert "demo-interview.mp4" in r.stderr, r.stderr
+
+
+def test_a_manifest_saved_as_utf16_without_a_bom_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "clip.yaml"
+    path.write_bytes(BASE.encode("utf-16-le"))
+    r = subprocess.run([sys.executable, "-m", "clipper.cli", "validate", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert str(path) in r.stderr and "save the manifest as UTF-8" in r.stderr, r.stderr
