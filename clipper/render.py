@@ -149,7 +149,12 @@ def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, Subtitl
             first = lost[0]
             more = f" (and {len(lost) - 1} more: clipper lint {spec.file})" if len(lost) > 1 else ""
             raise SubtitleError(first.message + more, where=f"{sub.path}:{first.line}", hint=first.hint)
-        font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
+        try:
+            font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
+        except ClipperError as e:
+            if spec.font is None:
+                raise  # a bundled font: not the editor's to fix
+            raise ManifestError([lm.problem(("subtitles", lang, "font"), e.message, e.hint)]) from None
         for cue in sub.cues:
             if any("\ufffd" in line for line in cue.lines):
                 # The parser turns a NUL byte (or undecodable text) into U+FFFD, as the WebVTT spec says; on screen

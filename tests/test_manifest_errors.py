@@ -342,6 +342,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "no such subtitle file: subs/en.vtt",
     ),
     (
+        "subtitles-font-not-a-font",
+        _with(extra="subtitles:\n  en: {file: en.vtt, font: notes.txt}\n"),
+        15,
+        "subtitles.en.font",
+        "cannot read font",
+    ),
+    (
         "subtitles-path-is-a-folder",
         _with(extra="subtitles:\n  en: .\n"),
         15,
@@ -448,7 +455,7 @@ def _params() -> list[object]:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny valid source (320x240, 25 fps, 4 s, sine audio) and a text file, made once."""
+    """A tiny valid source (320x240, 25 fps, 4 s, sine audio), a text file and a subtitle file, made once."""
     d = tmp_path_factory.mktemp("media")
     lavfi = ["-f", "lavfi", "-i"]
     subprocess.run(
@@ -463,6 +470,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     (d / "notes.txt").write_text("interview notes, not a video\n" * 10, encoding="utf-8")
+    (d / "en.vtt").write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n", encoding="utf-8")
     return d
 
 
@@ -485,7 +493,7 @@ def runs(media: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run
     cli = [sys.executable, "-m", "clipper.cli"]
     for case_id, (text, also_render) in todo.items():
         root = tmp_path_factory.mktemp(case_id)
-        for name in ("src.mp4", "notes.txt"):
+        for name in ("src.mp4", "notes.txt", "en.vtt"):
             (root / name).symlink_to(media / name)
         path = root / "clip.yaml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
