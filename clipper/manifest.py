@@ -531,10 +531,11 @@ def _cross_references(lm: LoadedManifest) -> list[ClipperError]:
     if m.subtitles:
         for lang in m.outputs.languages:
             if lang not in m.subtitles:
+                close = difflib.get_close_matches(lang, [k for k in m.subtitles if k not in m.outputs.languages], 1)
                 problems.append(
                     lm.problem(
                         ("outputs", "languages"),
-                        f"{lang!r} has no subtitle file",
+                        f"{lang!r} has no subtitle file" + (f": did you mean {close[0]!r}?" if close else ""),
                         f"add subtitles: {{{lang}: subtitles/FILE.{lang}.vtt}}, or drop {lang!r} from the languages",
                     )
                 )

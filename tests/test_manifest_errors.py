@@ -342,6 +342,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "no such subtitle file: subs/en.vtt",
     ),
     (
+        "language-misspelled-against-its-subtitles",
+        _with({13: "  languages: [eng]"}, extra="subtitles:\n  en: en.vtt\n"),
+        13,
+        "outputs.languages",
+        "'eng' has no subtitle file: did you mean 'en'?",
+    ),
+    (
         "subtitles-font-not-a-font",
         _with(extra="subtitles:\n  en: {file: en.vtt, font: notes.txt}\n"),
         15,
