@@ -79,6 +79,9 @@ def _session(threads: int):  # noqa: ANN202 (onnxruntime has no type stubs)
     # batch, other renders need those cores. Measured on 2 busy cores (30 s of 720p, every 2nd frame): 23 against
     # 38-44 s of CPU and 23-25 against 39-45 s of wall clock, the same detections.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No pre-planned activation memory: the same speed (27.3 against 27.5 ms at 960x544, 276 against 295 ms at
+    # 2688x1536) and 30-43 % less of it (4K analysis: 754 against 1322 MB).
+    options.enable_mem_pattern = False
     return ort.InferenceSession(_runnable_model(model_path()), options, providers=["CPUExecutionProvider"])
 
 
