@@ -419,3 +419,11 @@ def test_a_line_left_empty_by_markup_lays_out_without_it(language):
     assert font.width("", 40) == 0.0
     lines, _ = lay_out(["", "Top text"], font, style_for(1280, 720), where="t.srt:2")
     assert lines == ("Top text",)
+
+
+def test_ass_override_blocks_left_in_a_webvtt_file_are_not_drawn(tmp_path):
+    """Converters carry `{\\an8}` over from SRT/ASS into .vtt files; read literally, it was burned into the caption."""
+    path = tmp_path / "c.en.vtt"
+    path.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{\\an8}Top text {\\i1}here\n", encoding="utf-8")
+    [cue] = read_subtitles(path).cues
+    assert cue.lines == ("Top text here",)

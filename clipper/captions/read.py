@@ -17,8 +17,8 @@ Deliberate choices:
   Undecodable bytes are an error naming the line (the spec would show U+FFFD instead).
 * Cue text becomes the plain lines to draw: tags are dropped, character references decoded, ruby ``<rt>``
   annotations dropped (burned-in captions show the base text), cue settings parsed and dropped, NUL becomes
-  U+FFFD. SRT ``<font>``/``<b>``/``{\\an8}`` markup is dropped, ``\\N`` breaks the line, ``\\h`` is a
-  no-break space.
+  U+FFFD; ASS override blocks (``{\\an8}``) that converters leave in WebVTT files are dropped too. SRT
+  ``<font>``/``<b>``/``{\\an8}`` markup is dropped, ``\\N`` breaks the line, ``\\h`` is a no-break space.
 * A block a conforming parser skips (bad timing line, stray text) becomes a warning; so does a cue that
   ends before or when it starts (the spec keeps it, but it is never visible). ``strict=True`` raises instead.
 """
@@ -263,8 +263,13 @@ def _vtt_plain(text: str) -> str:
     return "".join(parts)
 
 
+# ASS override blocks ({\an8}, {\i1}) are plain text to a WebVTT parser, but subtitle converters carry them over from
+# SRT/ASS files and no editor means them to be read: drawn, "{\an8}" sat in front of the caption (QA sweep).
+_VTT_ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
+
+
 def _vtt_lines(text: str) -> list[str]:
-    plain = _vtt_plain(text)
+    plain = _VTT_ASS_OVERRIDE.sub("", _vtt_plain(text))
     return plain.split("\n") if plain else []
 
 
