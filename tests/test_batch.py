@@ -304,11 +304,45 @@ def test_an_anonymity_failure_is_never_retried_blindly_and_heads_the_report(tmp_
     assert (again.rendered, again.failed) == (4, 0)
 
 
-def test_max_hours_stops_taking_jobs_and_the_next_run_goes_on(tmp_path):
+class _NightEndsAfterFirstRender(LocalExecutor):
+    """The local pool, and a coordinator clock that jumps ten hours when the first render comes back: the night
+    ends mid-batch whatever this machine's speed (three real seconds of night once held all four renders)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.offset = 0.0
+        self.render_args: dict[object, tuple] = {}
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def submit(self, fn, *args):
+        fut = super().submit(fn, *args)
+        self.render_args[fut] = args
+        return fut
+
+    def outcome(self, future):
+        if len(self.render_args.pop(future, ())) == 5:  # a render job: (…, identity)
+            self.offset = 10 * 3600.0
+        return super().outcome(future)
+
+
+def test_max_hours_stops_taking_jobs_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    import types
+
+    import clipper.batch.run
+
     manifests = _batch_tree(tmp_path, n=1)
     out = tmp_path / "output"
-    first = run_batch([manifests], out, workers=1, max_hours=3 / 3600)  # three seconds of night
-    assert first.stopped_early and first.rendered < 4
+    pool = _NightEndsAfterFirstRender(1)
+    clock = types.SimpleNamespace(time=pool.time, sleep=time.sleep, monotonic=time.monotonic)
+    monkeypatch.setattr(clipper.batch.run, "time", clock)
+    try:
+        first = run_batch([manifests], out, executor=pool, max_hours=1)
+    finally:
+        pool.close()
+    monkeypatch.undo()
+    assert first.stopped_early and first.rendered == 1, first
     second = run_batch([manifests], out, workers=1)
     assert second.rendered == 4 - first.rendered and second.ok
     _check_outputs(out, _expected(1))
