@@ -214,6 +214,7 @@ def analyze_faces(
     segments = []
     for seg in plan.segments:
         started = time.monotonic()
+        width = frame_width(seg.display_width, base_width)
         if seg.source not in hashes:
             hashes[seg.source] = content_hash(seg.path)
         key = track_key(
@@ -221,8 +222,7 @@ def analyze_faces(
             in_frame=seg.in_frame,
             out_frame=seg.out_frame,
             fps=str(plan.fps),
-            detector_id=f"{detector.id}-at{frame_width(seg.display_width, base_width)}-stride{stride}"
-            + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
+            detector_id=f"{detector.id}-at{width}-stride{stride}" + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
         )
         hit = cache.load(key) if cache is not None else None
         if hit is not None and len(hit.detections) != seg.out_frames:
@@ -233,9 +233,7 @@ def analyze_faces(
                 if on_progress:
                     on_progress(base + n, total)
 
-            dets, luma, flashed = _detect_segment(
-                plan, seg, detector, frame_done, stride, frame_width(seg.display_width, base_width)
-            )
+            dets, luma, flashed = _detect_segment(plan, seg, detector, frame_done, stride, width)
             if cache is not None:
                 cache.save(key, dets, luma, flashed)
         else:

@@ -57,6 +57,7 @@ class Loudness:
 # analysis does at a seventh of the CPU (loudnorm resamples everything to 192 kHz first), and it is the meter
 # the verify stage checks outputs with, so a clip is planned and checked by the same measure.
 LOUDNESS_METER = {"peak": "true", "framelog": "quiet"}
+LOUDNESS_METER_FILTER = "ebur128=" + ":".join(f"{k}={v}" for k, v in LOUDNESS_METER.items())  # for -af
 ABSOLUTE_GATE_LUFS = -70.0
 _METER_I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
 _METER_TP = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)

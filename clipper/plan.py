@@ -11,7 +11,7 @@ from typing import Any
 
 from clipper import __version__
 from clipper.captions.read import SubtitleFile
-from clipper.captions.redact import redact, redact_words
+from clipper.captions.redact import redact
 from clipper.captions.timing import TimedCue, retime
 from clipper.errors import ClipperError, ManifestError
 from clipper.manifest import Card, LoadedManifest, Manifest, VoiceChange
@@ -487,11 +487,7 @@ def plan_clip(
         # Caption words under a bleep go with its sound. Redacted on the file's own timeline, over each cue's whole
         # time, before the cues are cut to the clip (see captions/redact.py); a frame's margin: in doubt, redact more.
         bleeped = bleeps_on_timeline(bleeps, segments, fps, timed_to or "clip")
-        shown = cues
-        if bleeped:
-            redacted = redact(sub.cues, [(a, b) for a, b, _ in bleeped], margin=1 / float(fps))
-            redacted = redact_words(redacted, [(a, b, w) for a, b, w in bleeped if w])
-            shown = retime(redacted, **where)
+        shown = retime(redact(sub.cues, bleeped, margin=1 / float(fps)), **where) if bleeped else cues
         font = lm.path.parent / spec.font if spec.font else None
         captions[lang] = CaptionPlan(
             lang,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clipper.errors import MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
-from clipper.graph import LOUDNESS_METER, parse_loudness
+from clipper.graph import LOUDNESS_METER_FILTER, parse_loudness
 from clipper.media import probe
 from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
 
@@ -165,8 +165,9 @@ def _find_anywhere(path: Path, needles: tuple[bytes, ...], *, chunk: int = 8 << 
 
 def measure_loudness(path: Path) -> tuple[float, float]:
     """Return (integrated loudness LUFS, true peak dBTP) of a file's audio, by ffmpeg's ebur128."""
-    meter = "ebur128=" + ":".join(f"{k}={v}" for k, v in LOUDNESS_METER.items())
-    err = run_ffmpeg(["-i", str(path), "-vn", "-af", meter, "-f", "null", "-"], what="loudness measurement")
+    err = run_ffmpeg(
+        ["-i", str(path), "-vn", "-af", LOUDNESS_METER_FILTER, "-f", "null", "-"], what="loudness measurement"
+    )
     measured = parse_loudness(err)
     return measured.input_i, measured.input_tp
 

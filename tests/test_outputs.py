@@ -130,10 +130,9 @@ def test_quiet_speech_with_peaks_reaches_target_without_clipping(tmp_path, write
 )
 def test_the_loudness_meter_reads_a_known_level_and_silence(source, lufs, peak):
     from clipper.ffmpeg import run_ffmpeg
-    from clipper.graph import LOUDNESS_METER, parse_loudness
+    from clipper.graph import LOUDNESS_METER_FILTER, parse_loudness
 
-    meter = "ebur128=" + ":".join(f"{k}={v}" for k, v in LOUDNESS_METER.items())
-    graph = f"{source},atrim=duration=4,{meter}"
+    graph = f"{source},atrim=duration=4,{LOUDNESS_METER_FILTER}"
     measured = parse_loudness(run_ffmpeg(["-f", "lavfi", "-i", graph, "-f", "null", "-"], what="meter test"))
     if lufs is None:
         # ebur128 reads silence as the absolute gate, -70.0 LUFS: it must count as silent (no +56 dB gain on it).

@@ -27,15 +27,27 @@ class _Cue(Protocol):
 C = TypeVar("C", bound=_Cue)
 
 
-def redact(cues: Sequence[C], spans: Sequence[tuple[float, float]], marker: str = MARKER, margin: float = 1) -> list[C]:
+def redact(
+    cues: Sequence[C],
+    spans: Sequence[tuple[float, float] | tuple[float, float, Sequence[str]]],
+    marker: str = MARKER,
+    margin: float = 1,
+) -> list[C]:
     """Cues with every word that overlaps a span [start, end) (in the cues' own time unit) replaced by `marker`;
-    `margin` widens each word's share (one frame: 1 for frames, 1/fps for seconds)."""
+    `margin` widens each word's share (one frame: 1 for frames, 1/fps for seconds).
+
+    A span may name its words too, for what the even-rate estimate cannot place (a translation that puts the name
+    elsewhere in its cue): in a cue shown during the span, every word holding one of them goes as well. Matching
+    ignores case and takes a word holding the name (Arabic joins prefixes to it: "وأحمد" holds "أحمد"); text
+    without spaces (Japanese) is one word, so its whole line goes. In doubt, redact more.
+    """
     out: list[C] = []
     for cue in cues:
-        hits = [(a, b) for a, b in spans if a < cue.end and b > cue.start]
+        hits = [sp for sp in spans if sp[0] < cue.end and sp[1] > cue.start]
         if not hits:
             out.append(cue)
             continue
+        names = {token.casefold() for sp in hits if len(sp) > 2 for w in sp[2] for token in w.split()}
         total = sum(len(line) for line in cue.lines) or 1
         duration = cue.end - cue.start
         offset = 0
@@ -46,45 +58,14 @@ def redact(cues: Sequence[C], spans: Sequence[tuple[float, float]], marker: str 
                 w0 = cue.start + duration * (offset + pos) / total
                 w1 = cue.start + duration * (offset + pos + len(word)) / total
                 pos += len(word) + 1
-                covered = bool(word) and any(a < w1 + margin and b > w0 - margin for a, b in hits)
+                covered = bool(word) and (
+                    any(sp[0] < w1 + margin and sp[1] > w0 - margin for sp in hits)
+                    or any(n in word.casefold() for n in names)
+                )
                 if covered and words and words[-1] == marker:
                     continue
                 words.append(marker if covered else word)
             offset += len(line)
-            lines.append(" ".join(words))
-        out.append(replace(cue, lines=tuple(lines)))
-    return out
-
-
-def redact_words(
-    cues: Sequence[C], spans: Sequence[tuple[float, float, Sequence[str]]], marker: str = MARKER
-) -> list[C]:
-    """Cues shown during a span [start, end) with every word that holds one of that span's words replaced.
-
-    For what the even-rate estimate cannot place: a translation that puts the name elsewhere in its cue. Matching
-    ignores case and takes a word holding the name (Arabic joins prefixes to it: "وأحمد" holds "أحمد"); text
-    without spaces (Japanese) is one word, so its whole line goes. In doubt, redact more.
-    """
-    out: list[C] = []
-    for cue in cues:
-        names = {
-            token.casefold()
-            for a, b, words in spans
-            if a < cue.end and b > cue.start
-            for w in words
-            for token in w.split()
-        }
-        if not names:
-            out.append(cue)
-            continue
-        lines = []
-        for line in cue.lines:
-            words: list[str] = []
-            for word in line.split(" "):
-                covered = word == marker or any(n in word.casefold() for n in names)
-                if covered and words and words[-1] == marker:
-                    continue
-                words.append(marker if covered else word)
             lines.append(" ".join(words))
         out.append(replace(cue, lines=tuple(lines)))
     return out
