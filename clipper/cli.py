@@ -68,10 +68,11 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         issues = lint_files([Path(path)], strict=args.strict, fps=args.fps, missing_glyphs=missing)
         for issue in issues:
             print(f"{issue}")
-        problems += len(issues)
+        problems += sum(1 for issue in issues if issue.blocking or args.strict)
         if not args.quiet and not issues:
             print(f"{path}: ok" + ("" if lang else " (no language: glyphs not checked; pass --lang)"))
-    return 1 if problems and args.strict else 0
+    # Style findings are advice; a finding a render would stop on fails the lint too, as it fails validate.
+    return 1 if problems else 0
 
 
 def _language_in_name(path: Path) -> str | None:
@@ -187,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--lang", help="language of the files (default: from names like x.ar.vtt); picks the font")
     s.add_argument("--fps", type=float, default=25.0, help="frame rate for the minimum gap (default 25)")
-    s.add_argument("--strict", action="store_true", help="exit 1 on any finding; unreadable cues are errors")
+    s.add_argument(
+        "--strict", action="store_true", help="exit 1 on any finding (without it, only on findings a render stops on)"
+    )
     s.add_argument("--quiet", "-q", action="store_true")
     s.set_defaults(func=_cmd_lint)
 

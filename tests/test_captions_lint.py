@@ -33,6 +33,7 @@ VIOLATIONS = {
     "overlap": ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nFirst\n\n00:00:02.500 --> 00:00:05.000\nSecond\n", 6),
     "empty": ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<i> </i>\n", 3),
     "dropped": ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nFine\n\n00:00:05.000 --> 00:00:04.000\nBackwards\n", 6),
+    "encoding": ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nCaf\ufffd\n", 3),
 }
 
 
@@ -162,3 +163,19 @@ def test_lint_files_reads_each_file_and_propagates_errors(tmp_path: Path) -> Non
     broken = write(tmp_path, "not subtitles\n", "broken.vtt")
     with pytest.raises(SubtitleError):
         lint_files([clean, broken])
+
+
+@pytest.mark.parametrize("rule", [*VIOLATIONS, "glyphs"])
+def test_findings_a_render_stops_on_are_marked_blocking(tmp_path: Path, rule: str) -> None:
+    content, _ = VIOLATIONS.get(rule, (CLEAN, 0))
+    missing = (lambda text: {"?"} if "Hello" in text else set()) if rule == "glyphs" else None
+    issues = [i for i in lint(tmp_path, content, missing_glyphs=missing) if i.rule == rule]
+    assert issues
+    assert all(i.blocking == (rule in ("dropped", "glyphs", "encoding")) for i in issues)
+    assert all(str(i).endswith("(a render stops on this)") == i.blocking for i in issues)
+
+
+def test_a_skipped_cue_that_would_never_show_is_not_blocking(tmp_path: Path) -> None:
+    zero = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nFine\n\n00:00:04.000 --> 00:00:04.000\nNever shown\n"
+    issues = lint(tmp_path, zero)
+    assert [(i.rule, i.blocking) for i in issues] == [("dropped", False)]

@@ -273,3 +273,19 @@ def test_voicecheck_refuses_an_unknown_strength_and_a_folder_as_usage_errors(tmp
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
     r = run(tmp_path, "voicecheck", ".", src.name)
     assert r.returncode == 3 and "is a folder" in r.stderr
+
+
+def test_lint_fails_on_what_a_render_stops_on_and_advises_on_style(tmp_path):
+    slow = tmp_path / "slow.en.vtt"
+    slow.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nThirty characters in one sec.\n", encoding="utf-8")
+    backwards = tmp_path / "backwards.en.vtt"
+    backwards.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nFine\n\n00:00:05.000 --> 00:00:04.000\nBackwards\n", encoding="utf-8"
+    )
+    style = run(tmp_path, "lint", str(slow))
+    assert style.returncode == 0 and ":3: cps: " in style.stdout
+    assert run(tmp_path, "lint", "--strict", str(slow)).returncode == 1
+    broken = run(tmp_path, "lint", str(slow), str(backwards))
+    assert broken.returncode == 1
+    assert f"{backwards}:6: dropped: " in broken.stdout and "(a render stops on this)" in broken.stdout
+    assert "Traceback" not in broken.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from clipper.captions.read import Cue, SubtitleFile, read_subtitles
 
-__all__ = ["RULES", "LintIssue", "LintRules", "count_chars", "lint_cues", "lint_files"]
+__all__ = ["BLOCKING", "RULES", "LintIssue", "LintRules", "count_chars", "lint_cues", "lint_files"]
 
 # Stable rule ids, in the order issues of one cue are reported.
 RULES = (
@@ -28,7 +28,11 @@ RULES = (
     "overlap",
     "gap",
     "glyphs",
+    "encoding",
 )
+# Findings a render stops on (render.prepare checks the same): a cue that would vanish from the captions, a
+# character the font cannot draw, a U+FFFD where the file held a NUL byte or text in another encoding.
+BLOCKING = frozenset({"dropped", "glyphs", "encoding"})
 _EPS = 0.0005  # timestamps have millisecond precision: 0.833 s counts as 5/6 s
 
 
@@ -52,9 +56,11 @@ class LintIssue:
     line: int
     rule: str
     message: str
+    blocking: bool = False  # a render of a manifest using this file would stop on it
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.rule}: {self.message}"
+        stops = " (a render stops on this)" if self.blocking else ""
+        return f"{self.path}:{self.line}: {self.rule}: {self.message}{stops}"
 
 
 def _invisible(ch: str) -> bool:
@@ -121,7 +127,15 @@ def _cue_issues(cue: Cue, rules: LintRules, missing_glyphs: Callable[[str], set[
                 f"cue lasts {duration:.3f} s (maximum {rules.max_duration:g} s); split the cue or shorten it",
             )
         )
-    if missing_glyphs is not None and (missing := missing_glyphs("".join(cue.lines))):
+    if any("\ufffd" in line for line in cue.lines):
+        found.append(
+            (
+                "encoding",
+                "the text holds U+FFFD '\ufffd' (a NUL byte, or text in another encoding); fix the text and save "
+                "the file as UTF-8",
+            )
+        )
+    if missing_glyphs is not None and (missing := missing_glyphs("".join(cue.lines).replace("\ufffd", ""))):
         found.append(
             (
                 "glyphs",
@@ -143,6 +157,8 @@ def lint_cues(
     found: list[tuple[int, str, str]] = [
         (w.line, "dropped", f"{w.message}; {w.hint}" if w.hint else w.message) for w in sub.warnings
     ]
+    # A skipped cue that would never have been on screen (it ends when it starts) loses nothing: not blocking.
+    harmless = {w.line for w in sub.warnings if not w.shown}
     for cue in sub.cues:
         found.extend((cue.line, rule, message) for rule, message in _cue_issues(cue, rules, missing_glyphs))
     min_gap = rules.min_gap_frames / fps
@@ -172,7 +188,12 @@ def lint_cues(
         if latest is None or cue.end > latest.end:
             latest = cue
     found.sort(key=lambda f: (f[0], RULES.index(f[1])))
-    return [LintIssue(sub.path, line, rule, message) for line, rule, message in found]
+    return [
+        LintIssue(
+            sub.path, line, rule, message, blocking=rule in BLOCKING and not (rule == "dropped" and line in harmless)
+        )
+        for line, rule, message in found
+    ]
 
 
 def lint_files(
