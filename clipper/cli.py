@@ -35,7 +35,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             print(f"{path}: ok — {len(plan.variants)} output(s), {plan.duration_s:.2f} s each")
-        _warn_bleeps(plan)
+        _warn_notes(plan)
         # Subtitle lint runs as warnings (errors with --strict-captions): a slow cue is not a broken manifest.
         issues = lint_plan(plan)
         for issue in issues:
@@ -103,6 +103,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from clipper.report import print_plan
 
     print_plan(plan)
+    _warn_notes(plan)
     return 0
 
 
@@ -128,7 +129,7 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
         path, verdict = render_voice_only(plan, Path(args.out))
         print(f"wrote {path} — {verdict}")
         return 0
-    _warn_bleeps(plan)
+    _warn_notes(plan)
     masks = bool(getattr(args, "masks", False))
     if masks and plan.faces is None:
         raise ClipperError(
@@ -144,17 +145,10 @@ def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
     return 0
 
 
-def _warn_bleeps(plan: RenderPlan) -> None:
-    """Say when a bleep lands outside every cut: allowed (a cut moved), but also what clip times written without
-    `timed_to: clip` look like, and then the word the editor meant to bleep is heard."""
-    for b in plan.bleeps:
-        if not b.spans:
-            print(
-                f"warning: {plan.manifest_path}: bleep {b.index + 1} ({b.timed_to} {float(b.start):.3f}-"
-                f"{float(b.end):.3f} s) is outside every cut, so nothing is bleeped for it; if those are clip "
-                "times, add `timed_to: clip` to it",
-                file=sys.stderr,
-            )
+def _warn_notes(plan: RenderPlan) -> None:
+    """Print what the manifest allows but an editor rarely means (a bleep outside every cut, …) as warnings."""
+    for note in plan.notes:
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def _warn_dark(results: list) -> None:

@@ -184,6 +184,9 @@ class RenderPlan:
     captions: dict[str, CaptionPlan] = field(default_factory=dict)  # language -> captions (none: no captions)
     voice: VoicePlan | None = None  # None: opted out (the reason is in anonymity)
     bleeps: tuple[BleepPlan, ...] = ()
+    # Allowed but likely not what the editor meant, each located ("file:line: field: what\n  hint: fix"): shown by
+    # validate, plan and render, and kept in the batch report; never a reason to stop.
+    notes: tuple[str, ...] = ()
 
     @property
     def processes_audio(self) -> bool:
@@ -519,7 +522,48 @@ def plan_clip(
         captions=captions,
         voice=voice,
         bleeps=tuple(bleeps),
+        notes=tuple(_notes(lm, segments, fps, bleeps)),
     )
+
+
+def _notes(
+    lm: LoadedManifest, segments: Sequence[SegmentPlan], fps: Fraction, bleeps: Sequence[BleepPlan]
+) -> list[str]:
+    """What the manifest allows but an editor rarely means: each as a located note with its fix."""
+    m = lm.manifest
+    notes = []
+    for b in bleeps:
+        if not b.spans:
+            notes.append(
+                lm.problem(
+                    ("anonymize", "bleeps", b.index),
+                    f"bleep {b.index + 1} ({b.timed_to} {float(b.start):.3f}-{float(b.end):.3f} s) is outside every "
+                    "cut, so nothing is bleeped for it",
+                    "if those are clip times, add `timed_to: clip` to it",
+                ).render()
+            )
+    for lang in m.subtitles or {}:
+        if lang not in m.outputs.languages:
+            notes.append(
+                lm.problem(
+                    ("subtitles", lang),
+                    f"{lang!r} is not among outputs.languages, so no {lang} variant is rendered",
+                    f"add {lang} to outputs.languages, or remove this entry",
+                ).render()
+            )
+    for i, a in enumerate(segments):
+        for b in segments[i + 1 :]:
+            lo, hi = max(a.in_frame, b.in_frame), min(a.out_frame, b.out_frame)
+            if a.source == b.source and lo < hi:
+                notes.append(
+                    lm.problem(
+                        ("segments", b.index),
+                        f"shows {format_clock(lo / a.src_fps)}-{format_clock(hi / a.src_fps)} of {a.source!r} again "
+                        f"(segment {a.index + 1} shows it too)",
+                        "fine for a deliberate repeat; otherwise fix the segment's in or out",
+                    ).render()
+                )
+    return notes
 
 
 def bleeps_on_timeline(

@@ -556,3 +556,37 @@ def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_wi
     width = frame_width(display_width, base)
     assert width == expected
     assert SMALLEST_FACE_PX * width / display_width >= DETECTOR_FLOOR_PX - 1e-9 or width == display_width
+
+
+def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_notes(tmp_path, small_source):
+    from dataclasses import replace
+
+    from clipper.batch.jobs import render_identity
+
+    shutil.copy(small_source, tmp_path / "src.mp4")
+    path = tmp_path / "clip.yaml"
+    doc = yaml.safe_load(
+        manifest_text(
+            {"cam": "src.mp4"}, [{"source": "cam", "in": 0.2, "out": 1.2}, {"source": "cam", "in": 1.0, "out": 2.0}]
+        )
+    )
+    (tmp_path / "clip.fr.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nBonjour\n", encoding="utf-8")
+    (tmp_path / "clip.en.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nHello\n", encoding="utf-8")
+    doc["subtitles"] = {"en": "clip.en.vtt", "fr": "clip.fr.vtt"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    lm = load_manifest(path)
+    plan = plan_clip(lm, probe_sources(lm))
+    repeat, french = sorted(plan.notes)
+    assert f"{path}:" in french and "subtitles.fr: 'fr' is not among outputs.languages" in french
+    assert "hint: add fr to outputs.languages, or remove this entry" in french
+    assert "segments.1: shows 00:00:01.000-00:00:01.200 of 'cam' again (segment 1 shows it too)" in repeat, repeat
+
+    apart = yaml.safe_load(path.read_text(encoding="utf-8"))
+    apart["segments"][1]["in"] = 1.2
+    apart["outputs"]["languages"] = ["en", "fr"]
+    path.write_text(yaml.safe_dump(apart, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    lm = load_manifest(path)
+    assert plan_clip(lm, probe_sources(lm)).notes == ()
+    [variant] = [v for v in plan.variants if v.language == "en"]
+    one = replace(plan, variants=(variant,))
+    assert render_identity(one, {}, None) == render_identity(replace(one, notes=()), {}, None)

@@ -55,6 +55,7 @@ class PlannedManifest:
     analysis: AnalysisJob | None
     renders: tuple[RenderJob, ...]
     error: ClipperError | None = None
+    notes: tuple[str, ...] = ()  # the plan's notes to the editor (RenderPlan.notes)
 
 
 def _by_content(value: Any, named: dict[str, str]) -> Any:
@@ -72,9 +73,10 @@ def render_identity(plan: RenderPlan, hashes: dict[Path, str], voice_tag: str | 
     """The identity of a one-variant plan's output (see the module docstring)."""
     assert len(plan.variants) == 1
     data = plan.to_json()
-    # What does not decide the output's bytes: where the manifest lives and the hash of all of it (another
-    # variant's platform is in there too). Captions of other languages never reach a one-variant plan's output.
-    for key in ("manifest_path", "manifest_sha256"):
+    # What does not decide the output's bytes: where the manifest lives, the hash of all of it (another variant's
+    # platform is in there too) and the notes to the editor (they name the manifest's path). Captions of other
+    # languages never reach a one-variant plan's output.
+    for key in ("manifest_path", "manifest_sha256", "notes"):
         data.pop(key, None)
     lang = plan.variants[0].language
     data["captions"] = {k: v for k, v in data.get("captions", {}).items() if k == lang}
@@ -134,4 +136,4 @@ def plan_jobs(manifest: Path) -> PlannedManifest:
             )
         )
     analysis = AnalysisJob(manifest, plan.manifest_id, tuple(r.identity for r in renders))
-    return PlannedManifest(manifest, analysis, tuple(renders))
+    return PlannedManifest(manifest, analysis, tuple(renders), notes=plan.notes)

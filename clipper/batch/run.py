@@ -368,6 +368,8 @@ def run_batch(
 
         planned = [plan_jobs(m) for m in manifests]
         problems = [(str(p.manifest), p.error.render(), p.error.hint) for p in planned if p.error]
+        for note in (n for p in planned for n in p.notes):
+            log.warning("warning: %s", note)
         ledger.set_problems(problems)
         jobs = [j for p in planned for j in p.renders]
         ledger.add(jobs)
