@@ -47,12 +47,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def lint_plan(plan: RenderPlan) -> list[LintIssue]:
     """Lint each caption file a plan uses, with its language's font for the glyph check."""
-    from clipper.captions.fonts import font_for
+    from clipper.captions.fonts import font_for, with_script
     from clipper.captions.lint import lint_files
 
     out: list[LintIssue] = []
     for lang, cap in plan.captions.items():
-        font = font_for(lang, cap.font)
+        font = font_for(with_script(lang, cap.script), cap.font)
         out += lint_files([cap.file], fps=float(plan.fps), missing_glyphs=font.missing)
     return out
 
@@ -60,11 +60,12 @@ def lint_plan(plan: RenderPlan) -> list[LintIssue]:
 def _cmd_lint(args: argparse.Namespace) -> int:
     from clipper.captions.fonts import font_for
     from clipper.captions.lint import lint_files
+    from clipper.captions.read import read_subtitles
 
     problems = 0
     for path in args.files:
         lang = args.lang or _language_in_name(Path(path))
-        missing = font_for(lang).missing if lang else None
+        missing = font_for(lang, text=read_subtitles(Path(path)).text).missing if lang else None
         issues = lint_files([Path(path)], strict=args.strict, fps=args.fps, missing_glyphs=missing)
         for issue in issues:
             print(f"{issue}")

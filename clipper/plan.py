@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clipper import __version__
+from clipper.captions.fonts import script_of
 from clipper.captions.read import SubtitleFile
 from clipper.captions.redact import redact
 from clipper.captions.timing import TimedCue, retime
@@ -131,6 +132,7 @@ class CaptionPlan:
     cues: tuple[TimedCue, ...]
     dropped: int  # cues of the file that fall outside every cut
     redacted: int = 0  # cues with words replaced by the bleep marker
+    script: str = "latin"  # the bundled font's script, for the whole file (fonts.script_of: 'ku' is written in two)
 
 
 Span = tuple[Fraction, Fraction]  # [start, end) in clip seconds: 0 = the first frame after the intro card
@@ -499,6 +501,7 @@ def plan_clip(
             tuple(shown),
             len(sub.cues) - len({c.line for c in cues}),
             redacted=sum(1 for a, b in zip(cues, shown, strict=True) if a.lines != b.lines),
+            script=script_of(lang, sub.text),
         )
 
     return RenderPlan(

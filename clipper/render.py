@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from clipper import __version__
 from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root, sweep_cache_partials
 from clipper.captions.burn import BurnFiles, check_font_log, write_burn_files
-from clipper.captions.fonts import font_for
+from clipper.captions.fonts import font_for, with_script
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
 from clipper.captions.read import SubtitleError, SubtitleFile, read_subtitles
 from clipper.captions.timing import TimedCue
@@ -150,7 +150,7 @@ def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, Subtitl
             more = f" (and {len(lost) - 1} more: clipper lint {spec.file})" if len(lost) > 1 else ""
             raise SubtitleError(first.message + more, where=f"{sub.path}:{first.line}", hint=first.hint)
         try:
-            font = font_for(lang, lm.path.parent / spec.font if spec.font else None)
+            font = font_for(lang, lm.path.parent / spec.font if spec.font else None, sub.text)
         except ClipperError as e:
             if spec.font is None:
                 raise  # a bundled font: not the editor's to fix
@@ -571,13 +571,15 @@ def _encode(
 
 def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, work: Path) -> BurnFiles:
     """Lay out a language's cues for a variant's frame (measured in its font) and write what libass reads."""
-    font = font_for(captions.language, captions.font)
+    # Drawn as planned: a two-script language ('ku') in the script of its whole file, as read_captions checked it.
+    language = with_script(captions.language, captions.script)
+    font = font_for(language, captions.font)
     style = style_for(variant.width, variant.height)
     laid = []
     for cue in captions.cues:
         lines, em = lay_out(cue.lines, font, style, where=f"{captions.file}:{cue.line}")
         laid.append(LaidOutCue(cue.start, cue.end, lines, em, cue.line))
-    return write_burn_files(laid, font, style, plan.fps, captions.language, work)
+    return write_burn_files(laid, font, style, plan.fps, language, work)
 
 
 def write_caption_sidecars(cues: Sequence[TimedCue], fps: Fraction, *, vtt: Path, srt: Path) -> None:

@@ -14,7 +14,7 @@ from media import ffmpeg_run, rgb_frames
 from PIL import Image
 
 from clipper.captions.burn import write_burn_files
-from clipper.captions.fonts import font_for
+from clipper.captions.fonts import font_for, is_rtl, script_of, with_script
 from clipper.captions.layout import LaidOutCue, ass_document, lay_out, style_for
 from clipper.captions.read import SubtitleError, read_subtitles
 from clipper.ffmpeg import ffmpeg_env, ffmpeg_exe
@@ -30,6 +30,7 @@ TEXTS = {
 def draw(lang: str, lines_in: list[str], size: tuple[int, int], work: Path, *, alignment: int = 2) -> np.ndarray:
     """Render one frame of black with the cue drawn by libass, as clipper would; return it as grey levels."""
     w, h = size
+    lang = with_script(lang, script_of(lang, " ".join(lines_in)))  # as the plan decides it for the whole file
     font, style = font_for(lang), style_for(w, h)
     lines, em = lay_out(lines_in, font, style, where="test")
     files = write_burn_files([LaidOutCue(0, 5, lines, em, 1)], font, style, Fraction(25), lang, work)
@@ -77,12 +78,13 @@ def _changed_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ],
     ids=["wrapped", "latin-first"],
 )
-def test_arabic_full_stop_is_drawn_at_the_left_end(tmp_path, artifacts, lines):
+@pytest.mark.parametrize("lang", ["ar", "ku"])  # Kurdish in Arabic letters (Sorani) under the code 'ku'
+def test_arabic_full_stop_is_drawn_at_the_left_end(tmp_path, artifacts, lines, lang):
     # Right-aligned (where an Arabic line starts), the same cue with and without its final full stop: if the stop
     # is at the left end, only columns left of the stop-less text change; drawn at the wrong end, the line moves.
-    with_stop = draw("ar", lines, (1280, 720), tmp_path / "a", alignment=3)
-    without = draw("ar", [*lines[:-1], lines[-1].rstrip(".")], (1280, 720), tmp_path / "b", alignment=3)
-    Image.fromarray(with_stop.astype(np.uint8)).save(artifacts / f"caption-ar-full-stop-{len(lines)}-lines.png")
+    with_stop = draw(lang, lines, (1280, 720), tmp_path / "a", alignment=3)
+    without = draw(lang, [*lines[:-1], lines[-1].rstrip(".")], (1280, 720), tmp_path / "b", alignment=3)
+    Image.fromarray(with_stop.astype(np.uint8)).save(artifacts / f"caption-{lang}-full-stop-{len(lines)}-lines.png")
     rows = np.nonzero((without > 50).any(axis=1))[0]
     last_line = rows[rows > rows.max() - 40]  # the bottom line holds the stop
     a, b = with_stop[last_line.min() : last_line.max() + 1], without[last_line.min() : last_line.max() + 1]
@@ -195,3 +197,22 @@ def test_a_zero_length_cue_is_skipped_without_stopping_the_render(tmp_path, writ
     srt = "1\n00:00:00,500 --> 00:00:01,000\nfine\n\n2\n00:00:01,500 --> 00:00:01,500\nnever shown\n"
     [result] = render_manifest(_clip_with_subtitles(tmp_path, write_manifest, "subs.en.srt", srt))
     assert "fine" in result.path.with_suffix(".vtt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "script", "rtl"),
+    [
+        ("ku", "Ez ji Kobanê me. Em çûn sûkê.", "latin", False),  # Kurmanji
+        ("ku", "من خەڵکی کۆبانێم. چووینە بازاڕ.", "arabic", True),  # Sorani under the same code
+        ("ckb", "من خەڵکی کۆبانێم.", "arabic", True),
+        ("ku-Arab", "Ez ji Kobanê me.", "arabic", True),  # a script subtag wins over the text
+        ("az-Arab", "", "arabic", True),
+        ("sr-Latn", "Ja sam iz Beograda.", "latin", False),
+        ("ar", "ISIS ISIS ISIS في عام", "arabic", True),  # a one-script language keeps its script whatever the text
+        ("en", "", "latin", False),
+    ],
+)
+def test_the_script_of_captions_follows_a_subtag_then_the_text_of_two_script_languages(lang, text, script, rtl):
+    assert script_of(lang, text) == script
+    tagged = with_script(lang, script_of(lang, text))
+    assert script_of(tagged) == script and is_rtl(tagged) == rtl

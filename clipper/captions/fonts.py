@@ -35,6 +35,16 @@ SCRIPT_OF_LANGUAGE: dict[str, str] = {
 # this much larger, a line of Arabic reads as big as a line of Latin beside it.
 SCRIPT_SCALE = {"arabic": 1.25}
 RTL_LANGUAGES = frozenset({"ar", "fa", "ur", "ps", "ckb", "sd", "ug", "he", "yi", "dv"})
+# ISO 15924 script subtags (BCP 47: ku-Latn, az-Arab, sr-Cyrl) -> the bundled font's script; a subtag wins.
+SCRIPT_SUBTAGS: dict[str, str] = {
+    **dict.fromkeys(("latn", "cyrl", "grek"), "latin"),
+    "arab": "arabic",
+    "hebr": "hebrew",
+    **dict.fromkeys(("jpan", "hira", "kana", "hani", "hrkt"), "japanese"),
+}
+# Languages commonly written in two scripts: 'ku' is Kurmanji in Latin letters (Turkey, Syria) as often as
+# Sorani in Arabic letters (Iraq, Iran); without a subtag, the text itself decides.
+TWO_SCRIPT_LANGUAGES = frozenset({"ku", "az", "uz", "tk", "pa", "ms"})
 
 
 def base_language(language: str) -> str:
@@ -42,8 +52,55 @@ def base_language(language: str) -> str:
     return language.split("-", 1)[0].lower()
 
 
-def is_rtl(language: str) -> bool:
-    """True for languages written right to left."""
+def _script_subtag(language: str) -> str | None:
+    for part in language.split("-")[1:]:
+        if len(part) == 4 and part.isalpha():
+            return part.lower()
+    return None
+
+
+def text_script(text: str) -> str:
+    """The bundled-font script most of the text's letters belong to ('latin' when it has none of the others)."""
+    counts = {"arabic": 0, "hebrew": 0, "japanese": 0, "latin": 0}
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "")
+        if name.startswith("ARABIC"):
+            counts["arabic"] += 1
+        elif name.startswith("HEBREW"):
+            counts["hebrew"] += 1
+        elif name.startswith(("CJK", "HIRAGANA", "KATAKANA")):
+            counts["japanese"] += 1
+        else:
+            counts["latin"] += 1
+    return max(counts, key=lambda k: (counts[k], k == "latin"))
+
+
+def script_of(language: str, text: str = "") -> str:
+    """The script a language's captions are drawn in ('latin' for Latin, Cyrillic and Greek): the code's script
+    subtag, else, for a language written in two scripts, that of its text, else the language's usual one."""
+    subtag = _script_subtag(language)
+    if subtag is not None:
+        return SCRIPT_SUBTAGS.get(subtag, "latin")
+    base = base_language(language)
+    if base in TWO_SCRIPT_LANGUAGES and text:
+        return text_script(text)
+    return SCRIPT_OF_LANGUAGE.get(base, "latin")
+
+
+def with_script(language: str, script: str) -> str:
+    """The code as its captions are drawn: a two-script language gets the subtag of the script its file is in
+    ('ku' + arabic -> 'ku-Arab'); any other code is returned as it is."""
+    if _script_subtag(language) is not None or base_language(language) not in TWO_SCRIPT_LANGUAGES:
+        return language
+    return f"{language}-{dict(arabic='Arab', hebrew='Hebr', japanese='Jpan').get(script, 'Latn')}"
+
+
+def is_rtl(language: str, text: str = "") -> bool:
+    """True for captions written right to left (the language's, or as script_of decides for its text)."""
+    if _script_subtag(language) is not None or base_language(language) in TWO_SCRIPT_LANGUAGES:
+        return script_of(language, text) in ("arabic", "hebrew")
     return base_language(language) in RTL_LANGUAGES
 
 
@@ -114,11 +171,6 @@ def load_font(path: Path) -> CaptionFont:
     return CaptionFont(Path(path), family, upem, win_ascent + win_descent, codepoints)
 
 
-def script_of(language: str) -> str:
-    """The script a language's captions are drawn in ('latin' for Latin, Cyrillic and Greek)."""
-    return SCRIPT_OF_LANGUAGE.get(base_language(language), "latin")
-
-
 def bundled_font(script: str) -> CaptionFont:
     """The font clipper installs for a script; raise ClipperError if its package is missing."""
     package, pattern, pip_name = FONT_PACKAGES[script]
@@ -136,6 +188,7 @@ def bundled_font(script: str) -> CaptionFont:
     return dataclasses.replace(load_font(files[0]), scale=SCRIPT_SCALE.get(script, 1.0))
 
 
-def font_for(language: str, override: Path | None = None) -> CaptionFont:
-    """The font a language's captions are drawn in: the manifest's override, or the bundled one for its script."""
-    return load_font(override) if override is not None else bundled_font(script_of(language))
+def font_for(language: str, override: Path | None = None, text: str = "") -> CaptionFont:
+    """The font a language's captions (`text`) are drawn in: the manifest's override, or the bundled one for
+    their script."""
+    return load_font(override) if override is not None else bundled_font(script_of(language, text))

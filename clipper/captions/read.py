@@ -76,6 +76,11 @@ class SubtitleFile:
     cues: tuple[Cue, ...]
     warnings: tuple[SubtitleWarning, ...]
 
+    @property
+    def text(self) -> str:
+        """Every cue's text, lines joined by spaces."""
+        return " ".join(line for cue in self.cues for line in cue.lines)
+
 
 def _error(path: Path, line: int, message: str, hint: str) -> SubtitleError:
     return SubtitleError(message, where=f"{path}:{line}", hint=hint)
