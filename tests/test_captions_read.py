@@ -258,6 +258,10 @@ def test_broken_utf16_names_the_line(tmp_path: Path) -> None:
         ("t.srt", "\n \n", "empty file: no cues"),
         ("t.txt", "just some notes\n", "not a subtitle file"),
         ("t.vtt", "\nWEBVTT\n", "not a WebVTT file"),
+        ("t.vtt", "00:00:01.000 --> 00:00:02.000\nHello\n", "the 'WEBVTT' first line is missing"),
+        ("t.vtt", "1\n00:00:01,000 --> 00:00:02,000\nHello\n", "it holds SubRip (.srt) cues"),
+        ("t.srt", "1\r\r\n00:00:01,000 --> 00:00:02,000\r\r\nHello\r\r\n", "line ends are CR CR LF"),
+        ("t.vtt", "WEBVTT\r\r\n\r\r\n00:00:01.000 --> 00:00:02.000\r\r\nHello\r\r\n", "line ends are CR CR LF"),
     ],
 )
 def test_empty_and_unknown_files(tmp_path: Path, name: str, content: str, message: str) -> None:

@@ -448,6 +448,14 @@ def _sniff_format(lines: list[str], path: Path) -> Literal["vtt", "srt"]:
         return "vtt"
     if _looks_like_srt(lines):
         if suffix == ".vtt":
+            timing = next(line for line in lines if "-->" in line)
+            if "," not in timing.split("-->")[0]:  # WebVTT timings ('.' before the milliseconds): only the header lacks
+                raise _error(
+                    path,
+                    1,
+                    "not a WebVTT file: the 'WEBVTT' first line is missing",
+                    "add a line 'WEBVTT' and a blank line at the top of the file",
+                )
             raise _error(
                 path,
                 1,
@@ -477,7 +485,17 @@ def read_subtitles(path: Path, *, strict: bool = False) -> SubtitleFile:
         raise SubtitleError(
             f"cannot read the subtitle file: {exc.strerror or exc}", where=str(path), hint="check the path"
         ) from None
-    lines = _split_lines(_decode(data, path).removeprefix("\ufeff"))
+    text = _decode(data, path).removeprefix("\ufeff")
+    if text.count("\r\r\n") * 2 > text.count("\n"):
+        # Windows line ends converted to Windows line ends again: read as written (CR and CRLF each end a line),
+        # every line would be followed by a blank one and every cue's text cut from its timing line.
+        raise _error(
+            path,
+            1,
+            "line ends are CR CR LF (Windows line ends converted twice): each line reads as followed by a blank one",
+            "save the file again with LF or CRLF line ends (your editor's line-ending setting, or dos2unix)",
+        )
+    lines = _split_lines(text)
     fmt = _sniff_format(lines, path)
     raw: list[tuple[_Timing, list[str]]]
     if fmt == "vtt":
