@@ -343,6 +343,18 @@ class Subtitles(Strict):
     font: str | None = Field(default=None, description="a .ttf/.otf file to draw this language's captions with")
 
 
+def _subtitle_kind(data: Any) -> str:
+    return "subtitle-spec" if isinstance(data, dict) else "subtitle-path"
+
+
+# A path, or {file, timed_to, font}: tagged by shape, so a typo inside the mapping is reported against the mapping
+# alone (with its 'did you mean'), not also as "should be a valid string".
+SubtitleEntry = Annotated[
+    Annotated[str, Tag("subtitle-path")] | Annotated[Subtitles, Tag("subtitle-spec")],
+    Discriminator(_subtitle_kind),
+]
+
+
 class Cards(Strict):
     """Intro and outro cards and a logo, all optional."""
 
@@ -398,7 +410,7 @@ class Manifest(Strict):
     sources: dict[str, str] = Field(min_length=1, description="name → media file, relative to the manifest")
     segments: list[Segment] = Field(min_length=1)
     anonymize: Anonymize
-    subtitles: dict[str, str | Subtitles] = Field(
+    subtitles: dict[str, SubtitleEntry] = Field(
         default_factory=dict,
         description="language → subtitle file (timed to the source), or {file, timed_to, font}",
     )
@@ -742,9 +754,10 @@ def _strip(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(args) != 1:
+            models = [a for a in args if isinstance(_strip(a), type) and issubclass(_strip(a), BaseModel)]
+            if len(args) != 1 and len(models) != 1:
                 return tp
-            tp = args[0]
+            tp = args[0] if len(args) == 1 else models[0]  # a path or a mapping: keys belong to the mapping
         elif origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
         else:
@@ -781,7 +794,10 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             for p in e["loc"]
             if not (
                 isinstance(p, str)
-                and (p.startswith("function-") or p in ("tagged-union", "voice-change", "voice-opt-out"))
+                and (
+                    p.startswith("function-")
+                    or p in ("tagged-union", "voice-change", "voice-opt-out", "subtitle-path", "subtitle-spec")
+                )
             )
         )
         kind = e["type"]

@@ -349,6 +349,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "'eng' has no subtitle file: did you mean 'en'?",
     ),
     (
+        "subtitles-key-misspelled",  # one problem, in the mapping: not also "should be a valid string" (a path)
+        _with(extra="subtitles:\n  en: {file: en.vtt, timedto: main}\n"),
+        15,
+        "subtitles.en.timedto: unknown key 'timedto'",
+        "did you mean 'timed_to'?",
+    ),
+    (
         "subtitles-font-not-a-font",
         _with(extra="subtitles:\n  en: {file: en.vtt, font: notes.txt}\n"),
         15,
