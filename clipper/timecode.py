@@ -53,6 +53,15 @@ class Timecode:
         return self.text
 
 
+# No recording is this long; a larger number is a typo (or 1e308) and would make absurd frame numbers downstream.
+MAX_SECONDS = 1000 * 3600
+
+
+def _in_range(text: str, seconds: Fraction | float) -> None:
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text} is more than 1000 hours: a timecode is {FORMS}")
+
+
 def parse_timecode(value: object) -> Timecode:
     """Parse seconds (number or string), HH:MM:SS.mmm / MM:SS.mmm, or SMPTE HH:MM:SS:FF / HH:MM:SS;FF."""
     if isinstance(value, bool):
@@ -60,6 +69,7 @@ def parse_timecode(value: object) -> Timecode:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{value} is not a time of 0 seconds or more: a timecode is {FORMS}")
+        _in_range(str(value), value)
         return Timecode(text=str(value), seconds=Fraction(str(value)))
     if not isinstance(value, str):
         what = "nothing" if value is None else f"a {type(value).__name__}"
@@ -72,15 +82,18 @@ def parse_timecode(value: object) -> Timecode:
     if secs is not None and "/" not in text:
         if secs < 0:
             raise ValueError(f"{text!r} is not a time of 0 seconds or more: a timecode is {FORMS}")
+        _in_range(repr(text), secs)
         return Timecode(text=text, seconds=secs)
     if m := _SMPTE.match(text):
         hh, mm, ss, sep, ff = m.groups()
         _check_clock(text, int(mm), int(ss))
+        _in_range(repr(text), int(hh) * 3600 + int(mm) * 60 + int(ss))
         return Timecode(text=text, smpte=(int(hh), int(mm), int(ss), int(ff)), drop_frame=sep == ";")
     if m := _CLOCK.match(text):
         hh, mm, ss = m.groups()
         ss_frac = Fraction(ss)
         _check_clock(text, int(mm), int(ss_frac))
+        _in_range(repr(text), int(hh or 0) * 3600 + int(mm) * 60 + ss_frac)
         return Timecode(text=text, seconds=int(hh or 0) * 3600 + int(mm) * 60 + ss_frac)
     raise ValueError(f"{text!r} is not a timecode: write {FORMS}")
 
