@@ -87,7 +87,6 @@ def parse_timecode(value: object) -> Timecode:
     if m := _SMPTE.match(text):
         hh, mm, ss, sep, ff = m.groups()
         _check_clock(text, int(mm), int(ss))
-        _in_range(repr(text), int(hh) * 3600 + int(mm) * 60 + int(ss))
         return Timecode(text=text, smpte=(int(hh), int(mm), int(ss), int(ff)), drop_frame=sep == ";")
     if m := _CLOCK.match(text):
         hh, mm, ss = m.groups()
