@@ -545,6 +545,14 @@ def _notes(
                     "if those are clip times, add `timed_to: clip` to it",
                 ).render()
             )
+    if not m.subtitles and len(m.outputs.languages) > 1:
+        notes.append(
+            lm.problem(
+                ("outputs", "languages"),
+                f"{len(m.outputs.languages)} languages but no subtitles: every language's output is the same clip",
+                "add subtitles: {LANG: subtitles/FILE.LANG.vtt} for each language, or list one language",
+            ).render()
+        )
     for lang in m.subtitles or {}:
         if lang not in m.outputs.languages:
             notes.append(

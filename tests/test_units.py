@@ -594,6 +594,11 @@ def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_not
     path.write_text(yaml.safe_dump(apart, sort_keys=False, allow_unicode=True), encoding="utf-8")
     lm = load_manifest(path)
     assert plan_clip(lm, probe_sources(lm)).notes == ()
+    del apart["subtitles"]
+    path.write_text(yaml.safe_dump(apart, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    lm = load_manifest(path)
+    [same] = plan_clip(lm, probe_sources(lm)).notes
+    assert "outputs.languages: 2 languages but no subtitles: every language's output is the same clip" in same
     [variant] = [v for v in plan.variants if v.language == "en"]
     one = replace(plan, variants=(variant,))
     assert render_identity(one, {}, None) == render_identity(replace(one, notes=()), {}, None)
