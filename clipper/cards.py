@@ -106,12 +106,14 @@ def wrap_text(text: str, font: CaptionFont, font_px: int, max_width_px: int) -> 
                 lines.append(line)
                 line = word
             # Japanese and Chinese put no spaces between words: a "word" wider than the card breaks between
-            # characters.
-            while font.width(line, font_px) > max_width_px and len(line) > 1:
+            # characters, never between a letter and its marks or inside an emoji sequence.
+            while font.width(line, font_px) > max_width_px and len(clusters := font.clusters(line)) > 1:
                 cut = next(
-                    k for k in range(len(line), 0, -1) if font.width(line[:k], font_px) <= max_width_px or k == 1
+                    k
+                    for k in range(len(clusters), 0, -1)
+                    if font.width("".join(clusters[:k]), font_px) <= max_width_px or k == 1
                 )
-                lines.append(line[:cut])
-                line = line[cut:].lstrip()
+                lines.append("".join(clusters[:cut]))
+                line = "".join(clusters[cut:]).lstrip()
         lines.append(line)
     return lines

@@ -87,3 +87,24 @@ def test_a_card_no_font_can_draw_is_a_manifest_error_before_anything_renders(tmp
     with pytest.raises(ManifestError, match="U\\+1F642") as raised:
         prepare(m)
     assert raised.value.exit_code == 2 and "cards.intro" in raised.value.render()
+
+
+@pytest.mark.parametrize(
+    ("script", "word"),
+    [
+        ("latin", "e\u0301" * 40),  # é as e + combining acute
+        ("arabic", "بِسْمِ" * 12),  # letters with harakat
+        ("latin", "\U0001f468\u200d\U0001f469\u200d\U0001f467" * 12),  # a ZWJ family emoji, repeated
+        ("japanese", "か\u3099" * 40),  # が as か + combining voiced mark
+    ],
+)
+def test_a_word_wider_than_the_card_is_never_cut_inside_a_letter(script, word):
+    from clipper.captions.layout import wrap
+
+    font = bundled_font(script)
+    clusters = font.clusters(word)
+    boundaries = {sum(len(c) for c in clusters[:k]) for k in range(len(clusters) + 1)}
+    for lines in (wrap_text(word, font, 48, 200), wrap(word, font, 48.0, 200.0)):
+        assert len(lines) > 1 and "".join(lines) == word
+        cuts = {sum(len(line) for line in lines[:k]) for k in range(1, len(lines))}
+        assert cuts <= boundaries, f"cut inside a letter at {sorted(cuts - boundaries)}"

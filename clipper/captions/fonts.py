@@ -140,6 +140,20 @@ class CaptionFont:
         hb.shape(_hb_font(self.path), buf, {})
         return sum(p.x_advance for p in buf.glyph_positions or ()) * em_px * self.scale / self.upem
 
+    def clusters(self, text: str) -> list[str]:
+        """`text` cut into what a line may never split: a letter with its marks, an emoji sequence, a flag
+        (HarfBuzz's grapheme clusters, as shaped in this font)."""
+        import uharfbuzz as hb
+
+        if not text:
+            return []
+        buf = hb.Buffer()
+        buf.add_codepoints([ord(c) for c in text])  # clusters are then code point indices
+        buf.guess_segment_properties()
+        hb.shape(_hb_font(self.path), buf, {})
+        starts = sorted({info.cluster for info in buf.glyph_infos} | {0})
+        return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
 
 @functools.cache
 def _hb_font(path: Path):  # noqa: ANN202 (uharfbuzz has no type stubs)

@@ -83,6 +83,11 @@ class _Token:
     space_before: bool  # joined to the previous token by a space (when on the same line)
 
 
+def _extends(ch: str) -> bool:
+    """A character that belongs to the one before it: a combining mark, a variation selector, a joiner."""
+    return unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch == "\u200d" or "\ufe00" <= ch <= "\ufe0f"
+
+
 def _tokens(text: str) -> list[_Token]:
     """Break opportunities: between words, and between CJK characters except where kinsoku forbids."""
     out: list[_Token] = []
@@ -90,7 +95,10 @@ def _tokens(text: str) -> list[_Token]:
         run = ""
         first = True
         for ch in word:
-            if _is_cjk(ch) or ch in NO_LINE_START:
+            if not run and out and not first and _extends(ch):
+                # A mark or joiner after a CJK character stays with it (か + U+3099 is one letter, が).
+                out[-1] = _Token(out[-1].text + ch, out[-1].space_before)
+            elif _is_cjk(ch) or ch in NO_LINE_START:
                 if run:
                     out.append(_Token(run, first and w > 0))
                     first = False
@@ -119,7 +127,7 @@ def _split_wide_token(tok: _Token, font: CaptionFont, em_px: float, max_width: f
     """A single word wider than the line (a long URL): broken between characters, as a last resort."""
     pieces: list[_Token] = []
     cur = ""
-    for ch in tok.text:
+    for ch in font.clusters(tok.text):  # never between a letter and its marks, or inside an emoji sequence
         if cur and font.width(cur + ch, em_px) > max_width:
             pieces.append(_Token(cur, tok.space_before if not pieces else False))
             cur = ""
