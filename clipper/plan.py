@@ -417,7 +417,22 @@ def plan_clip(
         spans = None
         if mv.spans:
             tl = _timeline(m, mv.timed_to)
-            spans = tuple(sorted(p for sp in mv.spans for p in on_clip(tl, sp.from_, sp.to)[2]))
+            pieces = [on_clip(tl, sp.from_, sp.to) for sp in mv.spans]
+            missed = [
+                lm.problem(
+                    ("anonymize", "voice", "spans", k),
+                    f"this span ({tl} {float(a):.3f}-{float(b):.3f} s) is outside every cut, so the voice would not "
+                    "be changed where it asks",
+                    "if those are clip times, add `timed_to: clip` to the voice; else fix or remove the span",
+                )
+                for k, (a, b, on) in enumerate(pieces)
+                if not on
+            ]
+            if missed:
+                # Fail closed: a span that changes nothing leaves the person's voice as recorded (a bleep outside
+                # every cut only goes unused, and is a note).
+                raise ManifestError(missed)
+            spans = tuple(sorted(p for _, _, on in pieces for p in on))
         voice = VoicePlan(method=mv.method, strength=mv.strength, speaker=mv.speaker, spans=spans)
     bleeps = []
     for i, b in enumerate(m.anonymize.bleeps):

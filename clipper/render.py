@@ -460,6 +460,13 @@ def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
                 sim, note = similarity_of(sound.original, changed)
                 v = VoiceVerdict(sim, THRESHOLDS[plan.voice.strength], len(changed) / RATE, note)
                 verdict = v.line()
+                if not v.passed:
+                    # Not even for a listen: output/<id>/ is what gets uploaded, and this voice leads to the person.
+                    raise AnonymityError(
+                        f"{final.name}: the changed voice is still linkable to the original ({verdict}); not written",
+                        where=plan.manifest_path.name,
+                        hint=_stronger_voice_hint(plan.voice.method, plan.voice.strength),
+                    )
         else:
             from clipper.voice.sound import build_sound, write_wav
 
@@ -471,6 +478,18 @@ def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
         tmp.unlink(missing_ok=True)
         raise
     return final, verdict
+
+
+def _stronger_voice_hint(method: str, strength: str) -> str:
+    """What to change when a voice measured linkable: the next setting up, or the other method."""
+    if strength != "strong":
+        return f"use a stronger setting: anonymize.voice.strength: strong (now {strength})"
+    if method != "vocoder":
+        return f"use method: vocoder (the stronger method; {method} strong is its strongest setting)"
+    return (
+        "vocoder strong is already the strongest setting: bleep what stays recognisable (sound: silence), or leave "
+        "this clip out, and report it so the method can be tuned"
+    )
 
 
 @dataclass(frozen=True)
@@ -706,7 +725,7 @@ def _render_variant(
                     f"{variant.filename}: the changed voice is still linkable to the original ({verdict.line()}); "
                     "nothing was published",
                     where=plan.manifest_path.name,
-                    hint="use a stronger setting (anonymize.voice.strength: strong, or method: vocoder)",
+                    hint=_stronger_voice_hint(plan.voice.method, plan.voice.strength),
                 )
         sha = file_sha256(tmp)
         size = tmp.stat().st_size

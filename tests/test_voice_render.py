@@ -326,3 +326,33 @@ def test_retuning_a_preset_changes_the_sound_cache_key_and_the_batch_identity(tm
     monkeypatch.setitem(methods.PRESETS["vocoder"], "strong", strong)
     after = sound_key(plan, hashes, seed), render_identity(plan, {}, "tag")
     assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_voice_spans_outside_every_cut_stop_the_job_instead_of_leaving_the_voice(tmp_path, write_manifest):
+    from clipper.errors import ManifestError
+    from clipper.render import prepare
+
+    _clip(tmp_path / "src.mp4", synth_speech(12.0, 48_000))
+    # Clip times written without `timed_to: clip`: on the source's timeline they miss the one cut (5-11 s).
+    doc = _voice(
+        write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 5, "out": 11}]), ", spans: [{from: 0, to: 4.5}]"
+    )
+    with pytest.raises(ManifestError) as info:
+        prepare(doc)
+    [problem] = info.value.problems
+    assert "anonymize.voice.spans.0: this span (cam 0.000-4.500 s) is outside every cut" in problem.message
+    assert "timed_to: clip" in problem.hint
+    _voice(doc, ", spans: [{from: 0, to: 4.5}], timed_to: clip")
+    assert prepare(doc).voice.spans == ((0, 4.5),)
+
+
+def test_a_voice_only_preview_that_measures_linkable_is_not_written(tmp_path, write_manifest, monkeypatch):
+    from clipper.errors import AnonymityError
+    from clipper.render import prepare, render_voice_only
+
+    _clip(tmp_path / "src.mp4", synth_speech(6.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 6}]))
+    monkeypatch.setattr("clipper.voice.methods.transform", lambda samples, sr, params: samples)  # changes nothing
+    with pytest.raises(AnonymityError, match="still linkable to the original .* not written"):
+        render_voice_only(prepare(doc), tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*/*.wav")) and not list((tmp_path / "out").glob("*/.*partial*"))

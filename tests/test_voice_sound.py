@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clipper.plan import SegmentPlan, clip_spans
-from clipper.voice.sound import BLEEP_FADE_S, BLEEP_TONE_HZ, apply_bleeps, fade_ends
+from clipper.voice.sound import BLEEP_FADE_S, BLEEP_TONE_HZ, apply_bleeps, change_voice, fade_ends
 
 RATE = 48_000
 
@@ -107,3 +107,31 @@ def test_source_times_land_on_every_cut_that_plays_them() -> None:
 def test_pieces_meeting_at_a_join_are_one_span() -> None:
     segs = [_seg(0, 50, 100, 0), _seg(1, 100, 150, 50)]  # two cuts that continue each other
     assert clip_spans(segs, Fraction(25), Fraction(3), Fraction(5), "a") == ((Fraction(1), Fraction(3)),)
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [(0, 2), (2, 4), (4, 6)],  # touching, as spans cut from subtitle cues are
+        [(1, 5), (2, 3)],  # one inside another
+        [(1, Fraction(2)), (Fraction(2) + Fraction(3, 100), 3)],  # 30 ms apart: their context windows overlap
+        [(Fraction(k * 12, 100), Fraction((k + 1) * 12, 100)) for k in range(50)],  # fifty short spans in a row
+    ],
+    ids=["touching", "nested", "30-ms-apart", "fifty-short"],
+)
+def test_no_sample_of_the_original_voice_is_left_inside_any_span(spans, monkeypatch) -> None:
+    monkeypatch.setattr("clipper.voice.methods.transform", lambda piece, sr, params: np.full_like(piece, 0.123))
+    x = _speechlike(RATE * 7, RATE)
+    y, changed = change_voice(x, RATE, object(), [(Fraction(a), Fraction(b)) for a, b in spans])
+    inside = np.zeros(len(x), bool)
+    for a, b in spans:
+        inside[int(a * RATE) : int(b * RATE)] = True
+    assert np.all(y[inside] == np.float32(0.123)), f"{np.count_nonzero(y[inside] != np.float32(0.123))} samples"
+    assert changed >= np.count_nonzero(inside)
+
+
+def test_a_bleep_right_after_the_clip_starts_does_not_click() -> None:
+    x = _speechlike(RATE, RATE)
+    y = apply_bleeps(x, RATE, [((Fraction(4, 1000), Fraction(3, 10)), "silence")])
+    steady = np.abs(np.diff(x)).max()
+    assert np.abs(np.diff(y)).max() <= steady * 1.05

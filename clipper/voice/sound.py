@@ -195,6 +195,10 @@ def build_sound(plan: RenderPlan, seed: bytes | None) -> tuple[np.ndarray, Sound
         bleeps=tuple(span for span, _ in bleeps),
         transform_seconds=spent,
     )
+    if plan.voice is not None and not changed and len(clip):
+        # The plan refuses spans outside every cut; should nothing have been changed anyway, the clip would carry
+        # the voice as recorded.
+        raise VoiceError("the voice was to be changed but no part of the clip was", hint="report this manifest")
     if plan.voice is not None and changed:
         log.info("voice: %.1f s changed at %.1f× realtime", changed / rate, changed / rate / max(spent, 1e-6))
     return clip, report
@@ -249,10 +253,7 @@ def change_voice(x: np.ndarray, rate: int, params: object, spans: Sequence[Span]
     edge = max(1, round(SPAN_EDGE_S * rate))
     ctx = round(SPAN_CONTEXT_S * rate)
     changed = 0
-    for a, b in spans:
-        i0, i1 = max(0, math.floor(a * rate)), min(len(x), math.ceil(b * rate))
-        if i1 <= i0:
-            continue
+    for i0, i1 in _merged_runs(spans, rate, len(x), 2 * max(ctx, edge)):
         w0, w1 = max(0, i0 - max(ctx, edge)), min(len(x), i1 + max(ctx, edge))
         y = run(x[w0:w1])
         w = np.zeros(w1 - w0, dtype=np.float32)
@@ -263,9 +264,28 @@ def change_voice(x: np.ndarray, rate: int, params: object, spans: Sequence[Span]
         w[lo - w0 : i0 - w0] = np.maximum(w[lo - w0 : i0 - w0], up[edge - (i0 - lo) :])
         hi = min(w1, i1 + edge)
         w[i1 - w0 : hi - w0] = np.maximum(w[i1 - w0 : hi - w0], up[::-1][: hi - i1])
-        out[w0:w1] = x[w0:w1] * (1 - w) + y * w
+        out[w0:w1] = out[w0:w1] * (1 - w) + y * w
         changed += i1 - i0
     return out, changed
+
+
+def _merged_runs(spans: Sequence[Span], rate: int, n: int, gap: int) -> list[tuple[int, int]]:
+    """Spans as sample runs [i0, i1), sorted, with runs less than `gap` samples apart joined into one.
+
+    Each run is changed in a window reaching beyond it (context for the method, the blend's ramps); two windows
+    that overlap would each write the other's run back as the original voice. Joined, the short stretch between
+    them is changed too: in doubt, more.
+    """
+    runs: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        i0, i1 = max(0, math.floor(a * rate)), min(n, math.ceil(b * rate))
+        if i1 <= i0:
+            continue
+        if runs and i0 - runs[-1][1] < gap:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], i1))
+        else:
+            runs.append((i0, i1))
+    return runs
 
 
 def fade_ends(x: np.ndarray, rate: int) -> np.ndarray:
@@ -295,7 +315,7 @@ def apply_bleeps(x: np.ndarray, rate: int, bleeps: Sequence[tuple[Span, str]]) -
             continue
         keep[i0:i1] = 0.0
         lo, hi = max(0, i0 - fade), min(len(x), i1 + fade)
-        keep[lo:i0] = np.minimum(keep[lo:i0], ramp[::-1][: i0 - lo])
+        keep[lo:i0] = np.minimum(keep[lo:i0], ramp[::-1][fade - (i0 - lo) :])  # reaches 0 at i0 even when cut short
         keep[i1:hi] = np.minimum(keep[i1:hi], ramp[: hi - i1])
         if sound == "tone":
             n = i1 - i0
