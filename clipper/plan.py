@@ -294,7 +294,7 @@ def plan_clip(
                 display_width=f.display_width,
                 display_height=f.display_height,
                 sar=f.sar,
-                video_offset_s=Fraction(str(f.video_start_s)) - Fraction(str(f.container_start_s)),
+                video_offset_s=video_lead(f),
                 sample_rate=f.sample_rate,
             )
         )
@@ -405,10 +405,16 @@ def plan_clip(
     if preview:
         variants = variants[:1]
     fps_of = {name: facts[name].fps for name in m.sources if name in facts}
+    lead_of = {name: video_lead(facts[name]) for name in m.sources if name in facts}
 
     def on_clip(timed_to: str, a: Timecode, b: Timecode) -> tuple[Fraction, Fraction, tuple[Span, ...]]:
+        """A bleep's or voice span's time on the clip. A source's times count from its first video frame, but a
+        player counts from the file's start, which is earlier when the sound starts first (AAC priming, an edit
+        list): either reading may be what the editor wrote, so a stretch covers both (in doubt, more)."""
         rate = fps if timed_to == "clip" else fps_of[timed_to]
         start, end = a.to_seconds(rate), b.to_seconds(rate)
+        lead = lead_of.get(timed_to, Fraction(0))
+        start, end = min(start, start - lead), max(end, end - lead)
         return start, end, clip_spans(segments, fps, start, end, None if timed_to == "clip" else timed_to)
 
     voice = None
@@ -540,16 +546,34 @@ def plan_clip(
         captions=captions,
         voice=voice,
         bleeps=tuple(bleeps),
-        notes=tuple(_notes(lm, segments, fps, bleeps)),
+        notes=tuple(_notes(lm, segments, fps, bleeps, lead_of)),
     )
 
 
 def _notes(
-    lm: LoadedManifest, segments: Sequence[SegmentPlan], fps: Fraction, bleeps: Sequence[BleepPlan]
+    lm: LoadedManifest,
+    segments: Sequence[SegmentPlan],
+    fps: Fraction,
+    bleeps: Sequence[BleepPlan],
+    lead_of: dict[str, Fraction],
 ) -> list[str]:
     """What the manifest allows but an editor rarely means: each as a located note with its fix."""
     m = lm.manifest
     notes = []
+    timed = {b.timed_to for b in bleeps}
+    if isinstance(m.anonymize.voice, VoiceChange) and m.anonymize.voice.spans:
+        timed.add(_timeline(m, m.anonymize.voice.timed_to))
+    for name, lead in lead_of.items():
+        if name in timed and lead * fps >= 1:
+            notes.append(
+                lm.problem(
+                    ("sources", name),
+                    f"its picture starts {float(lead):.3f} s after its sound: times on its timeline count from the "
+                    f"first frame, a player's from the file's start; bleeps and voice spans timed to it are widened "
+                    f"by {float(lead):.3f} s to cover both readings",
+                    "check a bleep's times in `clipper preview`; re-export the source to start both together",
+                ).render()
+            )
     for b in bleeps:
         if not b.spans:
             notes.append(
@@ -615,6 +639,12 @@ def bleeps_on_timeline(
                 if lo < hi:
                     out.append((float(seg.in_s + lo - s0), float(seg.in_s + hi - s0), b.words))
     return out
+
+
+def video_lead(f: MediaFacts) -> Fraction:
+    """How long after the file's start its first video frame comes (sound that starts first: AAC priming, an
+    edit list); source times in a manifest count from that frame."""
+    return Fraction(str(f.video_start_s)) - Fraction(str(f.container_start_s))
 
 
 def clip_spans(

@@ -356,3 +356,42 @@ def test_a_voice_only_preview_that_measures_linkable_is_not_written(tmp_path, wr
     with pytest.raises(AnonymityError, match="still linkable to the original .* not written"):
         render_voice_only(prepare(doc), tmp_path / "out")
     assert not list((tmp_path / "out").glob("*/*.wav")) and not list((tmp_path / "out").glob("*/.*partial*"))
+
+
+def test_a_bleep_written_in_player_time_covers_the_word_when_the_picture_starts_late(
+    tmp_path, write_manifest, render_manifest
+):
+    # The picture starts 0.3 s after the sound (an edit list): a player shows file time, clipper counts from the
+    # first frame. A name (a 3 kHz marker) at file time 2.0-2.5 s, bleeped as a player shows it, must be gone.
+    rate = 48_000
+    x = 0.3 * _partials(6.0, rate)
+    t = np.arange(len(x)) / rate
+    x[(t >= 2.0) & (t < 2.5)] += 0.4 * np.sin(2 * np.pi * 3000 * t[(t >= 2.0) & (t < 2.5)])
+    _write_wav(tmp_path / "sound.wav", x, rate, 2)
+    ffmpeg_run(
+        [
+            "-itsoffset",
+            "0.3",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0x404040:s=320x240:r=25:d=5.6",
+            "-i",
+            str(tmp_path / "sound.wav"),
+        ]
+        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", str(tmp_path / "src.mp4")]
+    )
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 5}])
+    _with(doc, '  bleeps:\n    - {from: 2.0, to: 2.5, reason: "a name, timed in a player", sound: silence}')
+    [r] = render_manifest(doc)
+    y, got_rate, _ = read_audio(r.path)
+    y = y.mean(axis=0)
+
+    def marker_db(lo: float, hi: float) -> float:
+        return _band_db(y[round(lo * got_rate) : round(hi * got_rate)], got_rate, 3000.0)
+
+    # The word is at clip time 1.7-2.2 s (file time minus the picture's 0.3 s lead).
+    assert marker_db(1.6, 2.3) < marker_db(3.0, 3.7) + 10, (marker_db(1.6, 2.3), marker_db(3.0, 3.7))
+    side = json.loads(r.sidecar.read_text())
+    [[a, b]] = side["sound"]["bleeps"]
+    assert a <= 1.7 and b >= 2.5  # both readings: as a player shows it, and from the first frame
