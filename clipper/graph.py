@@ -175,7 +175,13 @@ def _segment_audio(
     samples = round(Fraction(seg.out_frames) / fps * rate)
     # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
     # from the seek point stays true.
-    a = stream.audio.filter("aresample", rate, first_pts=0)
+    a = stream.audio
+    if seg.unnamed_channels > 1:
+        # ffmpeg downmixes only named layouts ("9 channels" fails): every channel in equal parts ('<' makes pan
+        # scale the gains to sum 1; ffmpeg-python would escape an '=').
+        mix = "+".join(f"c{i}" for i in range(seg.unnamed_channels))
+        a = a.filter("pan", "|".join([layout] + [f"c{k}<{mix}" for k in range(2 if layout == "stereo" else 1)]))
+    a = a.filter("aresample", rate, first_pts=0)
     a = a.filter("aformat", sample_fmts="fltp", sample_rates=rate, channel_layouts=layout)
     if lead:
         a = a.filter("atrim", start_sample=lead)
@@ -194,9 +200,10 @@ def _silence(frames: int, fps: Fraction, *, rate: int = AUDIO_RATE, layout: str 
 
 
 def segment_sound_cmd(seg: SegmentPlan, fps: Fraction, rate: int) -> list[str]:
-    """argv (without the binary) writing one cut's sound to stdout: mono float32 at `rate`, exactly its length."""
+    """argv (without the binary) writing one cut's sound to stdout: stereo float32 (interleaved) at `rate`,
+    exactly its length."""
     stream, lead = _segment_inputs(seg, video=False, rate=rate) if seg.has_audio else (None, 0)
-    a = _segment_audio(stream, seg, lead, fps, rate=rate, layout="mono")
+    a = _segment_audio(stream, seg, lead, fps, rate=rate, layout="stereo")
     return ffmpeg.output(a, "-", f="f32le", acodec="pcm_f32le").compile(cmd="ffmpeg")[1:]
 
 

@@ -38,6 +38,7 @@ class MediaFacts:
     # before the first video frame; cuts are counted from the video's own start.
     container_start_s: float = 0.0
     video_start_s: float = 0.0
+    channel_layout: str | None = None  # ffmpeg's name ("stereo", "5.1"); "30 channels" when it has none
 
     @property
     def display_width(self) -> int:
@@ -170,6 +171,12 @@ def probe(path: Path) -> MediaFacts:
         # PyAV reports counter-clockwise display rotation as negative degrees; normalise to clockwise.
         rotation = (-rotation) % 360 if rotation else 0
         a = container.streams.audio[0] if container.streams.audio else None
+        if a is not None and a.codec_context is None:
+            raise MediaError(
+                "its sound is in a codec this ffmpeg cannot decode",
+                where=str(path),
+                hint="re-export the file with its sound as AAC or PCM (or without a sound track)",
+            )
         tags = {str(k): str(val) for k, val in (container.metadata or {}).items()}
         return MediaFacts(
             path=path,
@@ -192,6 +199,7 @@ def probe(path: Path) -> MediaFacts:
             tags=tags,
             container_start_s=(container.start_time or 0) / 1_000_000,
             video_start_s=float(v.start_time * v.time_base) if v.start_time is not None else 0.0,
+            channel_layout=a.codec_context.layout.name if a else None,
         )
 
 

@@ -44,6 +44,7 @@ class SegmentPlan:
     # Where frame 0 of the video sits relative to the start ffmpeg seeks from (see MediaFacts).
     video_offset_s: Fraction = Fraction(0)
     sample_rate: int | None = None  # the source's audio rate (None: no audio)
+    unnamed_channels: int = 0  # channels of a sound with no named layout (ffmpeg cannot downmix it by itself)
 
     @property
     def in_s(self) -> Fraction:
@@ -296,6 +297,7 @@ def plan_clip(
                 sar=f.sar,
                 video_offset_s=video_lead(f),
                 sample_rate=f.sample_rate,
+                unnamed_channels=(f.channels or 0) if (f.channel_layout or "").endswith(" channels") else 0,
             )
         )
         clip_frame += n_out

@@ -89,6 +89,18 @@ def _unreadable(path: Path) -> None:
     path.chmod(0)
 
 
+def _unknown_audio_codec(path: Path) -> None:
+    """A Matroska file whose sound names a codec no ffmpeg knows (A_FLAC renamed A_FLXC: same length)."""
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "flac", str(path)),
+    )
+    data = path.read_bytes()
+    assert data.count(b"A_FLAC") == 1
+    path.write_bytes(data.replace(b"A_FLAC", b"A_FLXC"))
+
+
 def _folder(path: Path) -> None:
     path.mkdir()
 
@@ -107,6 +119,7 @@ KINDS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "random-bytes": ("noise.mp4", _random_bytes, "is not a readable media file"),
     "zero-frames": ("zero.mp4", _zero_frames, "contains no streams"),
     "unreadable": ("locked.mp4", _unreadable, "permission denied"),
+    "unknown-audio-codec": ("sound.mkv", _unknown_audio_codec, "its sound is in a codec this ffmpeg cannot decode"),
     "folder": ("x.mp4", _folder, "is a folder"),
     "missing": ("missing.mp4", _missing, "no such file"),
 }

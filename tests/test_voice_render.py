@@ -395,3 +395,46 @@ def test_a_bleep_written_in_player_time_covers_the_word_when_the_picture_starts_
     side = json.loads(r.sidecar.read_text())
     [[a, b]] = side["sound"]["bleeps"]
     assert a <= 1.7 and b >= 2.5  # both readings: as a player shows it, and from the first frame
+
+
+def test_a_source_with_inverted_channels_keeps_its_speaker_and_is_measured(tmp_path, write_manifest, render_manifest):
+    # A miswired microphone: right = -left. Summed to mono it is silence; the clip would lose its speaker and the
+    # voice gate would have nothing to measure.
+    _write_wav(tmp_path / "same.wav", synth_speech(6.0, 48_000), 48_000, 2)
+    ffmpeg_run(
+        ["-f", "lavfi", "-i", "color=c=0x404040:s=320x240:r=25:d=6", "-i", str(tmp_path / "same.wav")]
+        + ["-af", "pan=stereo|c0=c0|c1=-1*c1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+        + ["-b:a", "192k", "-shortest", str(tmp_path / "src.mp4")]
+    )
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.5, "out": 5.5}]))
+    [r] = render_manifest(doc)
+    side = json.loads(r.sidecar.read_text())
+    assert side["checks"]["voice"]["similarity"] is not None, side["checks"]["voice"]
+    y, _, _ = read_audio(r.path)
+    assert _rms(y.mean(axis=0)) > 0.02  # speech at a normal level, not silence
+
+
+def test_a_sound_of_nine_unnamed_channels_is_mixed_not_refused(tmp_path, write_manifest, render_manifest):
+    # ffmpeg names layouts up to 8 channels and some larger ones; "9 channels" it cannot downmix by itself.
+    merge = "asplit=9" + "".join(f"[a{i}]" for i in range(9)) + ";" + "".join(f"[a{i}]" for i in range(9))
+    ffmpeg_run(
+        ["-f", "lavfi", "-i", "color=c=0x404040:s=320x240:r=25:d=4", "-f", "lavfi", "-i", "sine=f=440:d=4"]
+        + ["-filter_complex", f"[1:a]{merge}amerge=inputs=9[a]", "-map", "0:v", "-map", "[a]"]
+        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", str(tmp_path / "src.mkv")]
+    )
+    doc = write_manifest({"cam": "src.mkv"}, [{"source": "cam", "in": 0.5, "out": 3.5}])
+    _with(doc, '  bleeps:\n    - {from: 1, to: 1.5, reason: "a name"}')
+    [r] = render_manifest(doc)
+    y, rate, _ = read_audio(r.path)
+    assert _band_db(y.mean(axis=0)[: rate // 2], rate, 440.0) > _band_db(y.mean(axis=0)[: rate // 2], rate, 2000.0) + 30
+
+
+def test_bleeps_alone_work_at_any_sample_rate(tmp_path, write_manifest, render_manifest):
+    # The voice methods need 8-96 kHz; a bleep does not, and a 7350 Hz source was refused for "the voice step".
+    _clip(tmp_path / "src.mp4", 0.5 * _partials(4.0, 7350), rate=7350)
+    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}])
+    _with(doc, '  bleeps:\n    - {from: 1, to: 1.5, reason: "a name", sound: silence}')
+    [r] = render_manifest(doc)
+    y, rate, _ = read_audio(r.path)
+    y = y.mean(axis=0)
+    assert _rms(y[round(1.1 * rate) : round(1.4 * rate)]) < 1e-3 < _rms(y[round(0.2 * rate) : round(0.8 * rate)])

@@ -43,7 +43,7 @@ SPAN_EDGE_S = 0.010
 SPAN_CONTEXT_S = 0.050
 # Rates the voice methods and the linkability check are built for.
 MIN_RATE, MAX_RATE = 8_000, 96_000
-SOUND_VERSION = 1  # bump when the processing changes what a cached WAV would contain
+SOUND_VERSION = 2  # bump when the processing changes what a cached WAV would contain
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,12 @@ class SoundReport:
 
 
 def sound_rate(plan: RenderPlan) -> int:
-    """The rate the clip's sound is processed at: the highest of its sources' (48 kHz when none has audio)."""
+    """The rate the clip's sound is processed at: the highest of its sources' for a voice change (48 kHz when none
+    has audio); the output's 48 kHz for bleeps alone, which work at any rate."""
     from clipper.presets import AUDIO_RATE
 
+    if plan.voice is None:
+        return AUDIO_RATE
     rates = [s.sample_rate for s in plan.segments if s.has_audio and s.sample_rate]
     rate = max(rates) if rates else AUDIO_RATE
     if not MIN_RATE <= rate <= MAX_RATE:
@@ -205,15 +208,28 @@ def build_sound(plan: RenderPlan, seed: bytes | None) -> tuple[np.ndarray, Sound
 
 
 def decode_segment(seg: SegmentPlan, fps: Fraction, rate: int) -> np.ndarray:
-    """One cut's sound as mono float32 at `rate`, exactly as long as the cut."""
+    """One cut's sound as mono float32 at `rate`, exactly as long as the cut (see to_mono)."""
     x = read_samples(segment_sound_cmd(seg, fps, rate), what=f"reading the sound of {seg.source}")
     want = round(Fraction(seg.out_frames) / fps * rate)
-    if len(x) != want:
+    if len(x) != 2 * want:
         raise VoiceError(
-            f"the sound of {seg.source} came out {len(x)} samples long, expected {want}",
+            f"the sound of {seg.source} came out {len(x) // 2} samples long, expected {want}",
             hint="the source may be damaged near this cut; re-export it",
         )
-    return x
+    return to_mono(x[0::2], x[1::2])
+
+
+def to_mono(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The two channels as one: their sum, or their difference where they are out of phase.
+
+    A recording whose channels are inverted copies (a miswired microphone) sums to silence: the clip would lose
+    its speaker and the voice gate would have nothing to measure. Where the difference holds 10 times the sum's
+    energy, the difference is the sound.
+    """
+    mid, side = (left + right) / 2, (left - right) / 2
+    if float(np.dot(side, side)) > 10 * float(np.dot(mid, mid)):
+        return side.astype(np.float32)
+    return mid.astype(np.float32)
 
 
 def _spans_in(seg: SegmentPlan, fps: Fraction, spans: Sequence[Span] | None) -> list[Span] | None:
