@@ -39,6 +39,7 @@ class MediaFacts:
     container_start_s: float = 0.0
     video_start_s: float = 0.0
     channel_layout: str | None = None  # ffmpeg's name ("stereo", "5.1"); "30 channels" when it has none
+    audio_streams: int = 0  # sound tracks in the file; clipper uses the first
 
     @property
     def display_width(self) -> int:
@@ -200,6 +201,7 @@ def probe(path: Path) -> MediaFacts:
             container_start_s=(container.start_time or 0) / 1_000_000,
             video_start_s=float(v.start_time * v.time_base) if v.start_time is not None else 0.0,
             channel_layout=a.codec_context.layout.name if a else None,
+            audio_streams=len(container.streams.audio),
         )
 
 

@@ -548,7 +548,9 @@ def plan_clip(
         captions=captions,
         voice=voice,
         bleeps=tuple(bleeps),
-        notes=tuple(_notes(lm, segments, fps, bleeps, lead_of)),
+        notes=tuple(
+            _notes(lm, segments, fps, bleeps, lead_of, {n: facts[n].audio_streams for n in m.sources if n in facts})
+        ),
     )
 
 
@@ -558,10 +560,20 @@ def _notes(
     fps: Fraction,
     bleeps: Sequence[BleepPlan],
     lead_of: dict[str, Fraction],
+    audio_streams: dict[str, int],
 ) -> list[str]:
     """What the manifest allows but an editor rarely means: each as a located note with its fix."""
     m = lm.manifest
     notes = []
+    for name, count in audio_streams.items():
+        if count > 1:
+            notes.append(
+                lm.problem(
+                    ("sources", name),
+                    f"the file has {count} sound tracks; only the first is used (and changed, and checked)",
+                    "if the interview is on another track, re-export the file with that track first",
+                ).render()
+            )
     timed = {b.timed_to for b in bleeps}
     if isinstance(m.anonymize.voice, VoiceChange) and m.anonymize.voice.spans:
         timed.add(_timeline(m, m.anonymize.voice.timed_to))

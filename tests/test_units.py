@@ -602,3 +602,18 @@ def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_not
     [variant] = [v for v in plan.variants if v.language == "en"]
     one = replace(plan, variants=(variant,))
     assert render_identity(one, {}, None) == render_identity(replace(one, notes=()), {}, None)
+
+
+def test_a_source_with_several_sound_tracks_gets_a_note(tmp_path):
+    from media import ffmpeg_run
+
+    ffmpeg_run(
+        ["-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=2", "-f", "lavfi", "-i", "sine=f=300:d=2"]
+        + ["-f", "lavfi", "-i", "sine=f=500:d=2", "-map", "0:v", "-map", "1:a", "-map", "2:a"]
+        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(tmp_path / "two.mp4")]
+    )
+    path = tmp_path / "clip.yaml"
+    path.write_text(manifest_text({"cam": "two.mp4"}, [{"source": "cam", "in": 0, "out": 1}]), encoding="utf-8")
+    lm = load_manifest(path)
+    [note] = plan_clip(lm, probe_sources(lm)).notes
+    assert "sources.cam: the file has 2 sound tracks; only the first is used" in note
