@@ -181,11 +181,14 @@ def read_captions(lm: LoadedManifest, languages: list[str]) -> dict[str, Subtitl
 
 
 class Sidecar(BaseModel):
-    """What is published beside each output: how it was made and what was checked."""
+    """What is published beside each output: how it was made and what was checked.
+
+    Nothing in it names a file or a person: the folder it sits in is what gets uploaded. Which manifest, sources,
+    cut points and subtitle files made the output is kept in a provenance record beside the logs (Provenance).
+    """
 
     clipper_version: str
     manifest_id: str
-    manifest_file: str
     manifest_sha256: str
     output_file: str
     output_sha256: str
@@ -197,8 +200,7 @@ class Sidecar(BaseModel):
     fps: str
     frames: int
     duration_s: float
-    segments: list[dict[str, object]]
-    source_sha256: dict[str, str]
+    segments: list[dict[str, object]]  # where each cut lands in the output (not where it comes from)
     cards: dict[str, float]
     anonymity: dict[str, str]
     reframe: dict[str, object]
@@ -211,6 +213,20 @@ class Sidecar(BaseModel):
     checks: dict[str, object]
     render_seconds: float
     job_identity: str | None = None  # set by a batch: what the output was made from (see batch/jobs.py)
+
+
+class Provenance(BaseModel):
+    """What made an output, by name: kept with the logs under the cache, never in the published folder (the
+    manifest's and the sources' file names are often the person's; a source's hash ties the clip to the raw
+    recording)."""
+
+    output_file: str
+    output_sha256: str
+    manifest_file: str
+    manifest_sha256: str
+    sources: dict[str, dict[str, str]]  # name -> {path, sha256}
+    segments: list[dict[str, object]]  # each cut: its source, frames and time in the source
+    captions_file: str | None = None
 
 
 @dataclass
@@ -732,7 +748,6 @@ def _render_variant(
         sidecar = Sidecar(
             clipper_version=__version__,
             manifest_id=plan.manifest_id,
-            manifest_file=plan.manifest_path.name,
             manifest_sha256=plan.manifest_sha256,
             output_file=variant.filename,
             output_sha256=sha,
@@ -746,17 +761,11 @@ def _render_variant(
             duration_s=round(plan.duration_s, 6),
             segments=[
                 {
-                    "source": s.source,
-                    "in_frame": s.in_frame,
-                    "out_frame": s.out_frame,
-                    "source_fps": str(s.src_fps),
-                    "in_s": round(float(s.in_s), 6),
                     "clip_start_s": round(float((s.clip_start_frame + plan.intro_frames) / plan.fps), 6),
                     "frames": s.out_frames,
                 }
                 for s in plan.segments
             ],
-            source_sha256=source_hashes,
             cards={c.kind: round(float(c.frames / plan.fps), 6) for c in (plan.intro, plan.outro) if c},
             anonymity=plan.anonymity,
             reframe=face_reframe.report() if face_reframe else {"mode": plan.reframe},
@@ -783,7 +792,6 @@ def _render_variant(
             captions=None
             if captions is None or burn is None
             else {
-                "file": captions.file.name,
                 "cues": len(captions.cues),
                 "cues_outside_the_cuts": captions.dropped,
                 "cues_with_bleeped_words": captions.redacted,
@@ -802,6 +810,7 @@ def _render_variant(
         side_final = final.with_suffix(".json")
         side_tmp = folder / f".{side_final.name}{PARTIAL}"
         side_tmp.write_text(sidecar.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_provenance(plan, variant, sha, source_hashes, captions, logs)
         texts = {}
         if captions is not None:
             texts = {ext: folder / f".{final.with_suffix(ext).name}{PARTIAL}" for ext in (".vtt", ".srt")}
@@ -818,6 +827,43 @@ def _render_variant(
     result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)
     return result
+
+
+def write_provenance(
+    plan: RenderPlan,
+    variant: Variant,
+    output_sha256: str,
+    source_hashes: dict[str, str],
+    captions: CaptionPlan | None,
+    logs: Path,
+) -> Path:
+    """Record what made an output, by name, beside its logs (under the cache, never published)."""
+    record = Provenance(
+        output_file=variant.filename,
+        output_sha256=output_sha256,
+        manifest_file=str(plan.manifest_path),
+        manifest_sha256=plan.manifest_sha256,
+        sources={s.source: {"path": str(s.path), "sha256": source_hashes[s.source]} for s in plan.segments},
+        segments=[
+            {
+                "source": s.source,
+                "in_frame": s.in_frame,
+                "out_frame": s.out_frame,
+                "source_fps": str(s.src_fps),
+                "in_s": round(float(s.in_s), 6),
+                "clip_start_s": round(float((s.clip_start_frame + plan.intro_frames) / plan.fps), 6),
+                "frames": s.out_frames,
+            }
+            for s in plan.segments
+        ],
+        captions_file=None if captions is None else str(captions.file),
+    )
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"{Path(variant.filename).stem}.provenance.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL}")
+    tmp.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def gate_every() -> int:

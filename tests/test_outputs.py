@@ -487,3 +487,34 @@ def test_previews_are_checked_for_metadata_and_length_too(tmp_path, write_manife
     for name in ("no_foreign_metadata", "no_identifying_bytes", "frames", "index_at_front"):
         assert checks[name]["ok"], name
     assert "loudness_lufs" not in checks
+
+
+def test_nothing_published_names_the_manifest_the_sources_or_the_subtitle_file(
+    tmp_path, write_manifest, render_manifest
+):
+    # The sidecar beside each output named the manifest, the sources (by key and by hash of the raw recording), the
+    # cut points in the source and the subtitle file: names that are often the person's (QA sweep). They are kept
+    # in a provenance record with the logs, under the cache.
+    import hashlib
+
+    from media import numbered_video
+
+    src = numbered_video(tmp_path / "karimi-raqqa-raw.mp4", frames=75, fps="25", size=(320, 240))
+    (tmp_path / "karimi-raqqa.en.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHello\n", encoding="utf-8")
+    doc = write_manifest(
+        {"karimi_phone": src.name}, [{"source": "karimi_phone", "in": 0.2, "out": 2.6}], name="karimi-raqqa-notes.yaml"
+    )
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: karimi-raqqa.en.vtt\noutputs:"))
+    [r] = render_manifest(doc)
+    raw_hash = hashlib.sha256(src.read_bytes()).hexdigest().encode()
+    published = [p for p in r.path.parent.rglob("*") if p.is_file()]
+    assert {p.suffix for p in published} == {".mp4", ".json", ".vtt", ".srt"}
+    for p in published:
+        data = p.read_bytes()
+        for needle in (b"karimi", b"raqqa", raw_hash, str(tmp_path).encode()):
+            assert needle not in data.lower(), (p.name, needle)
+    [record] = (tmp_path / "out" / ".cache" / "logs" / "clip").glob("*.provenance.json")
+    prov = json.loads(record.read_text())
+    assert prov["manifest_file"] == str(doc) and prov["sources"]["karimi_phone"]["sha256"] == raw_hash.decode()
+    assert prov["segments"][0]["in_frame"] == 5 and prov["captions_file"].endswith("karimi-raqqa.en.vtt")
+    assert prov["output_sha256"] == json.loads(r.sidecar.read_text())["output_sha256"]
