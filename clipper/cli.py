@@ -267,6 +267,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     print(
         f"{summary.total} job(s): {summary.rendered} rendered, {summary.skipped} already done, "
         f"{summary.failed} failed, {summary.problems} manifest(s) not planned"
+        + (f", {len(summary.withdrawn)} out-of-date output(s) withdrawn" if summary.withdrawn else "")
         + ("; stopped at --max-hours (run again to go on)" if summary.stopped_early else "")
         + f" — report: {Path(args.out) / 'report.html'}"
     )

@@ -670,6 +670,11 @@ def _render_variant(
     }
     final = folder / variant.filename
     tmp = folder / f".{variant.filename}{PARTIAL}"
+    # What was published under this name came from an earlier manifest: withdrawn before the new render, so that
+    # a failure cannot leave it standing (a name removed from a caption, then a render that fails: the old file
+    # kept the name). The sidecar goes first, as it marks an output as published.
+    for ext in (".json", ".mp4", ".vtt", ".srt"):
+        final.with_suffix(ext).unlink(missing_ok=True)
     logs = log_dir(folder.parent, plan)
     captions = plan.captions.get(variant.language)
     burn = None

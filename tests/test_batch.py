@@ -346,3 +346,46 @@ def test_max_hours_stops_taking_jobs_and_the_next_run_goes_on(tmp_path, monkeypa
     second = run_batch([manifests], out, workers=1)
     assert second.rendered == 4 - first.rendered and second.ok
     _check_outputs(out, _expected(1))
+
+
+LONG_CUE = "WEBVTT\n\n00:00:00.300 --> 00:00:01.500\n" + "word " * 400 + "\n"  # cannot fit any frame
+
+
+def test_outputs_no_manifest_asks_for_any_more_are_withdrawn_even_when_the_fix_fails(tmp_path):
+    manifests = _batch_tree(tmp_path, n=1)
+    doc = manifests / "clip0.yaml"
+    doc.write_text(doc.read_text().replace("  - tiktok\n", ""))
+    out = tmp_path / "output"
+    assert run_batch([manifests], out, workers=1).rendered == 2
+    assert sorted(p.name for p in (out / "clip0").glob("*.mp4")) == ["clip0.en.telegram.mp4", "clip0.fr.telegram.mp4"]
+
+    # The French translation named the man: the editor drops it. Its published file must go, not linger unlisted.
+    doc.write_text(doc.read_text().replace("  - fr\n", ""))
+    dropped = run_batch([manifests], out, workers=1)
+    assert dropped.withdrawn == ["clip0/clip0.fr.telegram.mp4"] and dropped.ok
+    assert sorted(p.name for p in (out / "clip0").iterdir()) == ["clip0.en.telegram.json", "clip0.en.telegram.mp4"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["withdrawn"] == ["clip0/clip0.fr.telegram.mp4"] and report["counts"] == {"done": 1}
+    assert "clip0/clip0.fr.telegram.mp4" in (out / "report.html").read_text()
+    ledger = Ledger(ledger_path(out), readonly=True)
+    assert [r.language for r in ledger.rows()] == ["en"]
+    ledger.close()
+
+    # A fix whose render fails: the old output (made from the manifest before the fix) is not left standing.
+    (tmp_path / "manifests" / "long.en.vtt").write_text(LONG_CUE, encoding="utf-8")
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: long.en.vtt\noutputs:"))
+    failed = run_batch([manifests], out, workers=1)
+    assert failed.failed == 1 and failed.withdrawn == ["clip0/clip0.en.telegram.mp4"]
+    assert not list((out / "clip0").glob("*.mp4")) and not list((out / "clip0").glob("*.json"))
+
+
+def test_two_manifests_with_one_id_are_both_refused(tmp_path):
+    manifests = _batch_tree(tmp_path, n=2)
+    second = manifests / "clip1.yaml"
+    second.write_text(second.read_text().replace("id: clip1", "id: clip0"))
+    out = tmp_path / "output"
+    summary = run_batch([manifests], out, workers=1)
+    assert summary.problems == 2 and summary.total == 0 and not summary.ok
+    problems = json.loads((out / "report.json").read_text())["problems"]
+    assert len(problems) == 2 and all("is also the id of" in p["error"] for p in problems)
+    assert not (out / "clip0").exists() or not list((out / "clip0").glob("*.mp4"))

@@ -203,6 +203,11 @@ class Ledger:
                 [(m, e, f, time.time()) for m, e, f in problems],
             )
 
+    def forget(self, identities: list[str]) -> None:
+        """Drop the rows of jobs no manifest asks for any more (their outputs were withdrawn)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM jobs WHERE identity = ?", [(i,) for i in identities])
+
     def analysed(self, manifest: str, seconds: float) -> None:
         """A manifest's shared analysis finished in `seconds` (added to what earlier runs spent on it)."""
         with self.transaction() as db:

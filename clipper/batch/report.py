@@ -322,9 +322,12 @@ def _job(r: Row, meta: dict[str, Any] | None, thumb: _Thumb | None, out_root: Pa
     }
 
 
-def write_report(ledger: Ledger, out_root: Path, identities: list[str] | None = None) -> tuple[Path, Path]:
+def write_report(
+    ledger: Ledger, out_root: Path, identities: list[str] | None = None, *, withdrawn: list[str] | None = None
+) -> tuple[Path, Path]:
     """Write report.json and report.html into out_root atomically; return their paths."""
     data = report_data(ledger, out_root, identities)
+    data["withdrawn"] = withdrawn or []
     paths = (out_root / "report.json", out_root / "report.html")
     texts = (json.dumps(data, indent=2, ensure_ascii=False) + "\n", render_html(data, out_root))
     for path, text in zip(paths, texts, strict=True):
@@ -484,6 +487,18 @@ def _job_row(j: dict[str, Any], out_root: Path | None) -> str:
     )
 
 
+def _withdrawn_html(withdrawn: list[str]) -> str:
+    """The outputs this run removed because no manifest asks for them as they were any more."""
+    if not withdrawn:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in withdrawn)
+    return (
+        f'<h2>Withdrawn ({len(withdrawn)})</h2><p class="meta">Published before, removed now: their manifest '
+        "no longer asks for them as they were (a language or platform dropped, the manifest edited).</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 def _problem_row(p: dict[str, Any]) -> str:
     e = html.escape
     path = Path(p["manifest"])
@@ -587,6 +602,7 @@ def render_html(data: dict[str, Any], out_root: Path | None = None) -> str:
 <tbody>
 {rows}
 </tbody></table>
+{_withdrawn_html(data.get("withdrawn") or [])}
 <footer>Thumbnails are decoded from the published (anonymized) outputs only. Every output's sidecar beside it lists
 every check in full; report.json holds this table as data.</footer>
 </main></body></html>

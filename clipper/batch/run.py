@@ -282,6 +282,7 @@ class BatchSummary:
     problems: int = 0  # manifests that could not be planned
     stopped_early: bool = False
     failures: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)  # published outputs no manifest asks for any more
 
     @property
     def ok(self) -> bool:
@@ -366,12 +367,13 @@ def run_batch(
         if retry_failed:
             ledger.requeue_failed()
 
-        planned = [plan_jobs(m) for m in manifests]
+        planned = _refuse_shared_ids([plan_jobs(m) for m in manifests])
         problems = [(str(p.manifest), p.error.render(), p.error.hint) for p in planned if p.error]
         for note in (n for p in planned for n in p.notes):
             log.warning("warning: %s", note)
         ledger.set_problems(problems)
         jobs = [j for p in planned for j in p.renders]
+        summary.withdrawn = withdraw_superseded(ledger, planned, out_root)
         ledger.add(jobs)
         _reconcile(ledger, jobs, out_root)
         rows = {r.identity: r for r in ledger.rows()}
@@ -395,7 +397,7 @@ def run_batch(
         ]
         from clipper.batch.report import write_report
 
-        write_report(ledger, out_root, [j.identity for j in jobs])
+        write_report(ledger, out_root, [j.identity for j in jobs], withdrawn=summary.withdrawn)
         return summary
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
@@ -415,6 +417,73 @@ def run_batch(
             executor.close()
         ledger.close()
         lock.release()
+
+
+def _refuse_shared_ids(planned: list[PlannedManifest]) -> list[PlannedManifest]:
+    """Manifests that share an id would publish into one folder, each overwriting the other's outputs: neither is
+    rendered, and both are reported."""
+    by_id: dict[str, list[PlannedManifest]] = {}
+    for p in planned:
+        if p.analysis is not None:
+            by_id.setdefault(p.analysis.manifest_id, []).append(p)
+    out = []
+    for p in planned:
+        same = [q.manifest for q in by_id.get(p.analysis.manifest_id, []) if q is not p] if p.analysis else []
+        if not same:
+            out.append(p)
+            continue
+        error = ClipperError(
+            f"its id {p.analysis.manifest_id!r} is also the id of {', '.join(str(m) for m in same)}: both would "
+            f"publish into {p.analysis.manifest_id}/ and overwrite each other",
+            where=str(p.manifest),
+            hint="give each manifest its own id",
+        )
+        out.append(PlannedManifest(p.manifest, None, (), error))
+    return out
+
+
+def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root: Path) -> list[str]:
+    """Remove published outputs of the batch's manifests that none of their current jobs made (a language or
+    platform dropped, a manifest edited, an id changed, a render or preview made outside the batch); return them.
+
+    An output left from before a fix would stay published if the fix's render then failed (a name dropped from a
+    caption, then a cue too long to draw: the old file, name and all, stayed under its final name). Jobs still
+    wanted keep their outputs; the ledger forgets the rows of jobs no longer wanted.
+    """
+    current = {j.identity for p in planned for j in p.renders}
+    manifests = {str(p.manifest) for p in planned if p.analysis is not None}
+    folders = {out_root / p.analysis.manifest_id: p.analysis.manifest_id for p in planned if p.analysis is not None}
+    stale: set[Path] = set()
+    for folder, manifest_id in folders.items():
+        for side in folder.glob("*.json") if folder.is_dir() else ():
+            meta = _sidecar_of(side)
+            if meta is not None and meta.get("manifest_id") == manifest_id and meta.get("job_identity") not in current:
+                stale.add(side.with_suffix(".mp4"))
+    old_rows = [r for r in ledger.rows() if r.manifest in manifests and r.identity not in current]
+    for r in old_rows:  # also where the manifest's id used to be
+        out = out_root / r.manifest_id / r.output
+        meta = _sidecar_of(out.with_suffix(".json"))
+        if meta is not None and meta.get("job_identity") == r.identity:
+            stale.add(out)
+    withdrawn = []
+    for out in sorted(stale):
+        for ext in (".mp4", ".vtt", ".srt", ".json"):  # the sidecar last: it marks the output as published
+            out.with_suffix(ext).unlink(missing_ok=True)
+        withdrawn.append(str(out.relative_to(out_root)))
+        log.warning("withdrew %s: no manifest of this batch asks for it as it is any more", out.relative_to(out_root))
+    ledger.forget([r.identity for r in old_rows])
+    return withdrawn
+
+
+def _sidecar_of(path: Path) -> dict[str, Any] | None:
+    """A published output's sidecar, or None when `path` is not one (no MP4 beside it, not clipper's JSON)."""
+    if not path.is_file() or not path.with_suffix(".mp4").is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and "output_sha256" in meta and "manifest_id" in meta else None
 
 
 def _reconcile(ledger: Ledger, jobs: list[RenderJob], out_root: Path) -> None:
