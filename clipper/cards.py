@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import unicodedata
 from pathlib import Path
@@ -42,11 +43,13 @@ def card_font(card: CardPlan) -> CaptionFont:
         font = bundled_font(script)
         if not font.missing(card.text):
             return font
-    missing = bundled_font("latin").missing(card.text)
-    raise ClipperError(
-        f"no bundled font can draw all of the {card.kind} card's text ({_sample(missing)})",
-        hint="name a font that has every character (cards: {intro: {font: fonts/your-font.ttf}})",
-    )
+    fonts = [bundled_font(script) for script in FONT_PACKAGES]
+    nowhere = set.intersection(*(f.missing(card.text) for f in fonts))
+    if nowhere:
+        what = f"no bundled font can draw {_sample(nowhere)} of the {card.kind} card's text"
+    else:  # each letter is in some font, but no one font has them all (Arabic and Hebrew together)
+        what = f"the {card.kind} card's text mixes scripts that no one bundled font draws together"
+    raise ClipperError(what, hint="name a font that has every character (cards: {intro: {font: fonts/your-font.ttf}})")
 
 
 def _sample(chars: set[str]) -> str:
@@ -63,12 +66,12 @@ def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path
     from clipper.ffmpeg import run_ffmpeg
 
     font = card_font(card)
-    font_px = max(12, round(card.text_size * height))
-    margin = round(0.08 * width)
+    lines, font_px = card_layout(card, width, height)
+    margin = round(CARD_MARGIN * width)
     # libass draws the text, as it draws captions: Arabic joined and right to left, every script in its own font,
-    # and a character the font lacks is an error (checked above, and in ffmpeg's log below), never a box.
-    lines = wrap_text(card.text, font, font_px, width - 2 * margin)
-    rtl = any(unicodedata.bidirectional(c) in ("R", "AL") for c in card.text)
+    # and a character the font lacks is an error (checked above, and in ffmpeg's log below), never a box. The base
+    # direction is the text's first strong character's (Unicode's rule): "Ahmed: شهادة…" reads left to right.
+    rtl = _first_strong_is_rtl(card.text)
     r, g, b = ImageColor.getrgb(card.color)[:3]
     style = (
         f"Style: Card,{font.family},{font.ass_size(font_px):.2f},{ass_colour((r << 16) | (g << 8) | b)},"
@@ -91,6 +94,47 @@ def render_card_png(card: CardPlan, width: int, height: int, dest: Path) -> Path
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
+
+
+CARD_MARGIN = 0.08  # of the frame's width at each side, and of its height above and below the text
+CARD_MIN_SHRINK = 0.5  # the text may be drawn down to half its text_size to fit the frame
+
+
+def _first_strong_is_rtl(text: str) -> bool:
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
+
+
+def card_layout(card: CardPlan, width: int, height: int) -> tuple[list[str], int]:
+    """The card's lines and text size in pixels for a width×height frame: text_size, made smaller until every word
+    fits a line (a word is cut between letters only when even 12 px is too big) and the lines fit the frame (down
+    to half of text_size); ClipperError when they do not fit even then."""
+    from clipper.captions.layout import is_cjk
+
+    font = card_font(card)
+    wanted = max(12, round(card.text_size * height))
+    room_w, room_h = width - 2 * round(CARD_MARGIN * width), height - 2 * round(CARD_MARGIN * height)
+    words = [w for w in card.text.split() if not any(is_cjk(c) for c in w)]  # CJK breaks between characters
+    px = wanted
+    while px > 12 and any(font.width(w, px) > room_w for w in words):
+        px = max(12, math.floor(px * 0.95))
+    floor = min(px, max(12, math.ceil(wanted * CARD_MIN_SHRINK)))
+    while True:
+        lines = wrap_text(card.text, font, px, room_w)
+        if len(lines) * font.ass_size(px) <= room_h:
+            return lines, px
+        if px <= floor:
+            raise ClipperError(
+                f"the {card.kind} card's text needs {len(lines)} lines and does not fit a {width}x{height} frame, even "
+                "at half its text_size",
+                hint=f"shorten the text ({len(card.text)} characters) or lower its text_size ({card.text_size:g})",
+            )
+        px = max(floor, math.floor(px * 0.95))
 
 
 def wrap_text(text: str, font: CaptionFont, font_px: int, max_width_px: int) -> list[str]:

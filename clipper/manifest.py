@@ -320,6 +320,18 @@ class Card(Strict):
     font: str | None = Field(default=None, description="a .ttf/.otf file, relative to the manifest")
     text_size: float = Field(default=0.06, gt=0.01, le=0.2, description="text height as a fraction of frame height")
 
+    @field_validator("text")
+    @classmethod
+    def _visible(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a card shows its text, and this one is only spaces: write the text, or drop the card")
+        for control in ("\u202d", "\u202e"):
+            if control in v:
+                # An override makes the letters after it drawn in the other order: what the editor typed is not
+                # what the viewer reads.
+                raise ValueError(f"the text holds U+{ord(control):04X}, which reverses the letters after it: remove it")
+        return v
+
 
 class Logo(Strict):
     """A PNG (with alpha) shown in one corner over the clip, not over the cards."""

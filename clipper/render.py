@@ -24,7 +24,7 @@ from clipper.captions.fonts import font_for, with_script
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
 from clipper.captions.read import SubtitleError, SubtitleFile, read_subtitles
 from clipper.captions.timing import TimedCue
-from clipper.cards import card_font, render_card_png
+from clipper.cards import card_font, card_layout, render_card_png
 from clipper.errors import AnonymityError, ClipperError, ManifestError, MediaError, VerifyError
 from clipper.faces.cache import DetectionCache
 from clipper.faces.detect import FaceDetector
@@ -127,10 +127,13 @@ def prepare(
     for card in (plan.intro, plan.outro):
         if card is not None:
             try:
-                card_font(card)  # a card whose text no font can draw stops here, not after the analysis
+                # A card whose text no font can draw, or that cannot fit a platform's frame, stops here, not after
+                # the analysis.
+                card_font(card)
+                for size in sorted({(v.width, v.height) for v in plan.variants}):
+                    card_layout(card, *size)
             except ClipperError as e:
-                where = f"{lm.path}: cards.{card.kind}"
-                raise ManifestError([ClipperError(e.message, where=where, hint=e.hint)]) from None
+                raise ManifestError([lm.problem(("cards", card.kind, "text"), e.message, e.hint)]) from None
     return plan
 
 

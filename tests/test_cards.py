@@ -108,3 +108,87 @@ def test_a_word_wider_than_the_card_is_never_cut_inside_a_letter(script, word):
         assert len(lines) > 1 and "".join(lines) == word
         cuts = {sum(len(line) for line in lines[:k]) for k in range(1, len(lines))}
         assert cuts <= boundaries, f"cut inside a letter at {sorted(cuts - boundaries)}"
+
+
+def _card_sized(text: str, text_size: float) -> CardPlan:
+    return CardPlan(
+        kind="outro", text=text, frames=25, color="white", background="#202020", font=None, text_size=text_size
+    )
+
+
+def test_a_long_card_text_shrinks_to_fit_the_frame_and_is_never_cut_off(tmp_path):
+    # 247 characters at the default size ran off a tiktok frame, first and last lines invisible (QA sweep).
+    text = (
+        "FIRSTLINE "
+        + "This film shows the words of people who left the group, told in their own voice. " * 3
+        + "LASTLINE"
+    )
+    card = _card_sized(text, 0.06)
+    png = render_card_png(card, 1080, 1920, tmp_path / "card.png")
+    left, top, right, bottom = _ink_columns(png)
+    assert top >= 0.08 * 1920 - 2 and bottom <= 1920 * 0.92 + 2 and left >= 0.08 * 1080 - 2
+    # Landscape has less height: the text shrinks further, or the card is refused; never drawn off the frame.
+    png = render_card_png(card, 1920, 1080, tmp_path / "wide.png")
+    _, top, _, bottom = _ink_columns(png)
+    assert top >= 0.08 * 1080 - 2 and bottom <= 1080 * 0.92 + 2
+
+
+def test_a_card_that_cannot_fit_even_at_half_size_is_refused_before_anything_renders(tmp_path, write_manifest):
+    from media import tone_video
+
+    from clipper.errors import ManifestError
+    from clipper.render import prepare
+
+    tone_video(tmp_path / "src.mp4", seconds=1.0, size=(320, 180))
+    m = write_manifest(
+        {"cam": "src.mp4"},
+        [{"source": "cam", "in": 0, "out": 1}],
+        cards={"outro": {"text": "word " * 900, "seconds": 1}},
+    )
+    with pytest.raises(ManifestError, match="does not fit a .* frame, even at half its text_size") as raised:
+        prepare(m)
+    assert "cards.outro.text" in raised.value.render() and "lower its text_size" in raised.value.render()
+
+
+def test_big_text_shrinks_before_a_word_is_cut_between_letters(tmp_path):
+    from clipper.cards import card_layout
+
+    lines, px = card_layout(_card_sized("Remember what they did about it", 0.2), 1080, 1920)
+    assert px < round(0.2 * 1920) and {w for line in lines for w in line.split()} == set(
+        ["Remember", "what", "they", "did", "about", "it"]
+    )
+
+
+def test_a_card_reads_in_the_direction_of_its_first_strong_letter(tmp_path):
+    # "Ahmed: …" starts with a Latin word: drawn left to right, the name leftmost (any Arabic letter used to turn
+    # the whole card right to left: "ISIS (2019) … :Ahmed", QA sweep).
+    from clipper.cards import _first_strong_is_rtl
+
+    assert not _first_strong_is_rtl("Ahmed: شهادة عضو سابق (2019)")
+    assert _first_strong_is_rtl("(2019) شهادة عضو سابق ISIS")
+    arabic = bundled_font("arabic").path  # one font for both cards, so "Ahmed" is drawn alike in each
+
+    def columns(text: str) -> np.ndarray:
+        png = render_card_png(_card(text, font=arabic), 1080, 1920, tmp_path / "card.png")
+        ink = (np.asarray(Image.open(png).convert("L")) > 128).sum(axis=0).astype(float)
+        xs = np.nonzero(ink)[0]
+        return ink[xs.min() : xs.max() + 1]
+
+    name, both = columns("Ahmed"), columns("Ahmed شهادة")
+    left, right = both[: len(name)], both[-len(name) :]
+    assert np.corrcoef(name, left)[0, 1] > 0.9 > np.corrcoef(name, right)[0, 1]
+
+
+@pytest.mark.parametrize(("text", "message"), [("   ", "only spaces"), ("safe \u202eevil", "U\\+202E")])
+def test_card_text_that_would_show_nothing_or_not_what_was_typed_is_refused(text, message):
+    from pydantic import ValidationError
+
+    from clipper.manifest import Card
+
+    with pytest.raises(ValidationError, match=message):
+        Card(text=text, seconds=2)
+
+
+def test_a_card_mixing_scripts_no_one_font_has_says_so():
+    with pytest.raises(ClipperError, match="mixes scripts that no one bundled font draws together"):
+        card_font(_card("שלום سلام"))

@@ -73,7 +73,8 @@ def style_for(width: int, height: int) -> CaptionStyle:
     )
 
 
-def _is_cjk(ch: str) -> bool:
+def is_cjk(ch: str) -> bool:
+    """True for a wide East Asian character: a line may break between two of them."""
     return unicodedata.east_asian_width(ch) in ("W", "F") and not ch.isspace()
 
 
@@ -98,7 +99,7 @@ def _tokens(text: str) -> list[_Token]:
             if not run and out and not first and _extends(ch):
                 # A mark or joiner after a CJK character stays with it (か + U+3099 is one letter, が).
                 out[-1] = _Token(out[-1].text + ch, out[-1].space_before)
-            elif _is_cjk(ch) or ch in NO_LINE_START:
+            elif is_cjk(ch) or ch in NO_LINE_START:
                 if run:
                     out.append(_Token(run, first and w > 0))
                     first = False
