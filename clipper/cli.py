@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -407,6 +408,18 @@ def main(argv: list[str] | None = None) -> int:
             ClipperError(
                 f"{paths}: {e.strerror or e}",
                 hint="check the path: --out must name a folder (not a file) you can write to, with free space",
+            )
+        )
+        return ClipperError.exit_code
+    except sqlite3.OperationalError as e:
+        # The batch ledger's database: its disk full, its folder read-only or on a file system without locks.
+        if args.debug:
+            raise
+        _err(
+            ClipperError(
+                f"the batch ledger (output/.batch/ledger.sqlite) cannot be written: {e}",
+                hint="free space on the output folder's disk, or check it is writable and on a local or NFS v4 disk; "
+                "then run the batch again (finished outputs are kept)",
             )
         )
         return ClipperError.exit_code

@@ -289,3 +289,19 @@ def test_lint_fails_on_what_a_render_stops_on_and_advises_on_style(tmp_path):
     assert broken.returncode == 1
     assert f"{backwards}:6: dropped: " in broken.stdout and "(a render stops on this)" in broken.stdout
     assert "Traceback" not in broken.stderr
+
+
+def test_a_ledger_that_cannot_be_written_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from clipper.cli import main
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")  # what SQLite says on a full disk
+
+    monkeypatch.setattr("clipper.batch.run.Ledger", disk_full)
+    (tmp_path / "m.yaml").write_text("clipper: 1\n")
+    assert main(["batch", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "the batch ledger (output/.batch/ledger.sqlite) cannot be written: disk I/O error" in err
+    assert "free space" in err and "Traceback" not in err

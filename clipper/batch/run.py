@@ -348,7 +348,11 @@ def run_batch(
     out_root = out_root.resolve()
     manifests = find_manifests(paths)
     lock = CoordinatorLock(out_root)
-    ledger = Ledger(ledger_path(out_root))
+    try:
+        ledger = Ledger(ledger_path(out_root))
+    except BaseException:  # a full disk, a read-only folder: the next coordinator must still get in
+        lock.release()
+        raise
     summary = BatchSummary()
     own_executor = executor is None
     run_id = 0
