@@ -210,6 +210,10 @@ def test_sigterm_to_the_coordinator_stops_its_workers_mid_job(tmp_path):
     assert _gone(mark, within=5.0), _marked(mark)
     late = [p.name for p in out.glob("*/*.json") if p.stat().st_mtime > signalled + 0.5]
     assert late == [], f"published after SIGTERM: {late}"
+    # "nothing half-written was kept" is true when the command returns, not after the next run's clean-up.
+    assert "nothing half-written was kept" in err
+    leftovers = [p for p in out.rglob("*") if ".partial" in p.name or p.name.startswith(".work-")]
+    assert leftovers == [], leftovers
 
 
 def test_a_dask_cluster_makes_the_same_outputs_as_the_local_pool(tmp_path):

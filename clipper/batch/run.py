@@ -413,6 +413,11 @@ def run_batch(
                     signal.signal(signum, signal.SIG_IGN)
             if own_executor and hasattr(executor, "stop"):
                 executor.stop()
+                # The workers are gone: what they were writing goes too, so that "nothing half-written was kept"
+                # is true when the command returns, not only after the next run's clean-up.
+                for folder in [out_root, *(p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith("."))]:
+                    with contextlib.suppress(OSError):
+                        remove_stale_partials(folder)
         if run_id:
             ledger.end_run(run_id, "interrupted")
         raise
