@@ -311,12 +311,23 @@ def _batch_status(out_root: Path) -> int:
     path = ledger_path(out_root)
     if not path.is_file():
         raise ClipperError("no batch ledger here", where=str(out_root), hint="name the output folder of a batch")
+    from clipper.batch.run import coordinator_running
+
     ledger = Ledger(path, readonly=True)
     try:
         counts = ledger.counts()
+        alive = coordinator_running(out_root)
+        if not alive and counts.get("running"):
+            # A killed coordinator leaves its rows "running"; the next run takes them back.
+            counts["interrupted"] = counts.pop("running")
         print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs")
+        if not alive:
+            print("  no batch is running on this folder")
         for r in ledger.rows("running"):
-            print(f"  running  {r.manifest_id} {r.variant} on {r.worker}")
+            if alive:
+                print(f"  running  {r.manifest_id} {r.variant} on {r.worker}")
+            else:
+                print(f"  interrupted  {r.manifest_id} {r.variant} (on {r.worker}): the next run renders it")
         for r in ledger.rows("failed"):
             print(f"  failed   {r.manifest_id} {r.variant} ({r.failure}): {r.error}")
         for m, e, _ in ledger.problems():

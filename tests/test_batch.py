@@ -393,3 +393,28 @@ def test_two_manifests_with_one_id_are_both_refused(tmp_path):
     problems = json.loads((out / "report.json").read_text())["problems"]
     assert len(problems) == 2 and all("is also the id of" in p["error"] for p in problems)
     assert not (out / "clip0").exists() or not list((out / "clip0").glob("*.mp4"))
+
+
+def test_status_after_a_killed_coordinator_says_interrupted_not_running(tmp_path):
+    from clipper.batch.run import CoordinatorLock
+
+    manifests = _batch_tree(tmp_path, n=1)
+    out = tmp_path / "output"
+    run_batch([manifests], out, workers=1)
+    ledger = Ledger(ledger_path(out))
+    row = ledger.rows()[0]
+    ledger.start(row.identity, "host/local/worker-1", lease_s=120)  # as a kill -9 mid-job leaves it
+    ledger.close()
+
+    def status() -> str:
+        cmd = [sys.executable, "-m", "clipper.cli", "batch", "status", str(out)]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+    dead = status()
+    assert "1 interrupted" in dead and "no batch is running" in dead and "  running " not in dead, dead
+    lock = CoordinatorLock(out)  # a live coordinator
+    try:
+        alive = status()
+    finally:
+        lock.release()
+    assert "1 running" in alive and "on host/local/worker-1" in alive and "interrupted" not in alive, alive

@@ -328,6 +328,22 @@ class CoordinatorLock:
         os.close(self.fd)
 
 
+def coordinator_running(out_root: Path) -> bool:
+    """True while a coordinator holds this output folder's lock (a killed one holds nothing)."""
+    path = out_root / ".batch" / "coordinator.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock taken through it
+    return False
+
+
 def run_batch(
     paths: list[Path],
     out_root: Path,
