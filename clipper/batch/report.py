@@ -101,7 +101,8 @@ def thumbnail_cmd(video: Path, dest: Path, *, frames: int, fps: float, skip: tup
         ]
         gapped = [v.filter("pad", f"iw+{THUMB_GAP}", "ih", 0, 0, color="white") for v in inputs[:-1]]
         strip = ffmpeg.filter([*gapped, inputs[-1]], "hstack", inputs=len(inputs)) if len(inputs) > 1 else inputs[0]
-    opts = {"vframes": 1, "q:v": THUMB_QUALITY, "pix_fmt": "yuvj420p", "f": "image2", "update": 1}
+    # bitexact: no "Lavc…" comment in the JPEG (the same tool fingerprint the outputs are kept free of).
+    opts = {"vframes": 1, "q:v": THUMB_QUALITY, "pix_fmt": "yuvj420p", "f": "image2", "update": 1, "flags": "+bitexact"}
     return ffmpeg.output(strip, str(dest), **opts).compile(cmd="ffmpeg")[1:]
 
 
