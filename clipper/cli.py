@@ -292,13 +292,14 @@ class _LineProgress:
     def started(self, slot: str, what: str) -> None:
         self._say(f"{slot}: {what}")
 
-    def finished(self, slot: str, what: str, ok: bool, message: str) -> None:
-        if not what.startswith("analysis"):
+    def finished(self, slot: str, what: str, ok: bool, message: str, *, retry: bool = False) -> None:
+        if not what.startswith("analysis") and not retry:  # a job to be tried again is not finished
             self.done += 1
         elapsed = self.clock() - self.t0
-        left = self.total - self.done
+        left = max(0, self.total - self.done)
         eta = f", about {elapsed / max(1, self.done) * left / 60:.0f} min left" if self.done and left else ""
-        self._say(f"[{self.done}/{self.total}{eta}] {slot}: {what} " + ("done" if ok else f"FAILED: {message}"))
+        outcome = "done" if ok else (f"failed, will retry: {message}" if retry else f"FAILED: {message}")
+        self._say(f"[{self.done}/{self.total}{eta}] {slot}: {what} {outcome}")
 
     def _say(self, line: str) -> None:
         if not self.quiet:

@@ -272,11 +272,20 @@ def test_transient_failures_are_retried_with_backoff(tmp_path, monkeypatch):
     manifests = _batch_tree(tmp_path, n=1)
     out = tmp_path / "output"
     pool = _FlakyPool(2, "transient")
+    from clipper.cli import _LineProgress
+
+    lines: list[str] = []
+    progress = _LineProgress(quiet=False)
+    progress._say = lines.append  # type: ignore[method-assign]
     try:
-        summary = run_batch([manifests], out, executor=pool)
+        summary = run_batch([manifests], out, executor=pool, progress=progress)
     finally:
         pool.close()
     assert (summary.total, summary.failed) == (4, 0)
+    # A try that will be repeated is not a finished job: the counter never passes the total ("[28/10]" before).
+    counted = [line for line in lines if line.startswith("[")]
+    assert sum("failed, will retry" in line for line in counted) == 4
+    assert counted[-1].startswith("[4/4]") and all(int(line[1 : line.index("/")]) <= 4 for line in counted), counted
     ledger = Ledger(ledger_path(out), readonly=True)
     try:
         assert [r.attempts for r in ledger.rows()] == [2, 2, 2, 2]

@@ -267,8 +267,8 @@ class BatchProgress:
     def started(self, slot: str, what: str) -> None:
         """A worker slot took a job."""
 
-    def finished(self, slot: str, what: str, ok: bool, message: str) -> None:
-        """A job ended."""
+    def finished(self, slot: str, what: str, ok: bool, message: str, *, retry: bool = False) -> None:
+        """A job ended (`retry`: it failed and will be tried again, so it is not finished yet)."""
 
 
 @dataclass
@@ -640,13 +640,14 @@ def _render_done(
         return
     row = ledger.get(job.identity)
     assert row is not None
-    _record_failure(ledger, job.identity, row.attempts, out)
-    progress.finished(slot, f"{job.manifest_id} {job.variant}", False, out["error"])
+    retry = _record_failure(ledger, job.identity, row.attempts, out)
+    progress.finished(slot, f"{job.manifest_id} {job.variant}", False, out["error"], retry=retry)
 
 
 def _record_failure(
     ledger: Ledger, identity: str, attempts: int, out: dict[str, Any], *, count_attempt: bool = False
-) -> None:
+) -> bool:
+    """Record a failed attempt; return True when the job will be tried again."""
     retry = out["failure"] == "transient" and attempts < MAX_ATTEMPTS
     # Jittered exponential backoff: a crowd of jobs that failed together does not return together.
     retry_at = time.time() + BACKOFF_S * 2 ** max(0, attempts - 1) * random.uniform(0.8, 1.2) if retry else None
@@ -659,3 +660,4 @@ def _record_failure(
         seconds=out.get("seconds"),
         count_attempt=count_attempt,
     )
+    return retry
