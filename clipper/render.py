@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from clipper import __version__
 from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root, sweep_cache_partials
 from clipper.captions.burn import BurnFiles, check_font_log, write_burn_files
-from clipper.captions.fonts import font_for, with_script
+from clipper.captions.fonts import CaptionFont, font_for, with_script
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
 from clipper.captions.read import SubtitleError, SubtitleFile, read_subtitles
 from clipper.captions.timing import TimedCue
@@ -134,6 +134,10 @@ def prepare(
                     card_layout(card, *size)
             except ClipperError as e:
                 raise ManifestError([lm.problem(("cards", card.kind, "text"), e.message, e.hint)]) from None
+    # A cue that cannot fit a platform's frame stops here too (validate says so), not after the face analysis.
+    for lang, width, height in sorted({(v.language, v.width, v.height) for v in plan.variants}):
+        if lang in plan.captions:
+            lay_out_captions(plan.captions[lang], width, height)
     return plan
 
 
@@ -262,6 +266,16 @@ class Progress:
 def output_dir(out_root: Path, plan: RenderPlan) -> Path:
     """Folder of one manifest's outputs."""
     return out_root / plan.manifest_id
+
+
+def withdraw_outputs(folder: Path, variants: Sequence[Variant]) -> None:
+    """Remove what was published under these variants' names before they are made again: it came from the manifest
+    as it was, and a failure of the new render must not leave it standing (a name removed from a caption, then a
+    render that failed: the old file kept the name). The sidecar goes first: it marks an output as published."""
+    for variant in variants:
+        final = folder / variant.filename
+        for ext in (".json", ".mp4", ".vtt", ".srt"):
+            final.with_suffix(ext).unlink(missing_ok=True)
 
 
 def log_dir(out_root: Path, plan: RenderPlan) -> Path:
@@ -423,11 +437,12 @@ def render(
     folder.mkdir(parents=True, exist_ok=True)
     if clean:
         remove_stale_partials(folder)
-    shared = shared_work(plan, out_root, progress=progress, detector=detector)
     if overlays:
         plan = replace(
             plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
         )
+    withdraw_outputs(folder, plan.variants)
+    shared = shared_work(plan, out_root, progress=progress, detector=detector)
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
         work = Path(work_name)
@@ -607,17 +622,24 @@ def _encode(
     return "".join(encoder_log)
 
 
-def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, work: Path) -> BurnFiles:
-    """Lay out a language's cues for a variant's frame (measured in its font) and write what libass reads."""
+def lay_out_captions(captions: CaptionPlan, width: int, height: int) -> tuple[list[LaidOutCue], CaptionFont, str]:
+    """A language's cues laid out for a width×height frame, measured in its font; ClipperError naming the cue's
+    file:line when one cannot fit. Returns the cues, the font and the language code as drawn."""
     # Drawn as planned: a two-script language ('ku') in the script of its whole file, as read_captions checked it.
     language = with_script(captions.language, captions.script)
     font = font_for(language, captions.font)
-    style = style_for(variant.width, variant.height)
+    style = style_for(width, height)
     laid = []
     for cue in captions.cues:
         lines, em = lay_out(cue.lines, font, style, where=f"{captions.file}:{cue.line}")
         laid.append(LaidOutCue(cue.start, cue.end, lines, em, cue.line))
-    return write_burn_files(laid, font, style, plan.fps, language, work)
+    return laid, font, language
+
+
+def prepare_captions(plan: RenderPlan, captions: CaptionPlan, variant: Variant, work: Path) -> BurnFiles:
+    """Lay out a language's cues for a variant's frame (measured in its font) and write what libass reads."""
+    laid, font, language = lay_out_captions(captions, variant.width, variant.height)
+    return write_burn_files(laid, font, style_for(variant.width, variant.height), plan.fps, language, work)
 
 
 def write_caption_sidecars(cues: Sequence[TimedCue], fps: Fraction, *, vtt: Path, srt: Path) -> None:
@@ -673,11 +695,6 @@ def _render_variant(
     }
     final = folder / variant.filename
     tmp = folder / f".{variant.filename}{PARTIAL}"
-    # What was published under this name came from an earlier manifest: withdrawn before the new render, so that
-    # a failure cannot leave it standing (a name removed from a caption, then a render that fails: the old file
-    # kept the name). The sidecar goes first, as it marks an output as published.
-    for ext in (".json", ".mp4", ".vtt", ".srt"):
-        final.with_suffix(ext).unlink(missing_ok=True)
     logs = log_dir(folder.parent, plan)
     captions = plan.captions.get(variant.language)
     burn = None

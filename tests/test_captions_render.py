@@ -216,3 +216,16 @@ def test_the_script_of_captions_follows_a_subtag_then_the_text_of_two_script_lan
     assert script_of(lang, text) == script
     tagged = with_script(lang, script_of(lang, text))
     assert script_of(tagged) == script and is_rtl(tagged) == rtl
+
+
+def test_a_cue_that_cannot_fit_stops_validate_before_any_analysis(tmp_path, write_manifest):
+    from clipper.errors import ClipperError
+    from clipper.render import prepare
+
+    doc = _clip_with_subtitles(tmp_path, write_manifest, "long.en.vtt", LONG_VTT)
+    with pytest.raises(ClipperError, match="a caption needs .* lines, more than fit") as info:
+        prepare(doc)  # what validate runs; rendering would have analysed faces first
+    assert info.value.where == f"{tmp_path / 'long.en.vtt'}:3"
+
+
+LONG_VTT = "WEBVTT\n\n00:00:00.300 --> 00:00:01.500\n" + "word " * 400 + "\n"

@@ -518,21 +518,3 @@ def test_nothing_published_names_the_manifest_the_sources_or_the_subtitle_file(
     assert prov["manifest_file"] == str(doc) and prov["sources"]["karimi_phone"]["sha256"] == raw_hash.decode()
     assert prov["segments"][0]["in_frame"] == 5 and prov["captions_file"].endswith("karimi-raqqa.en.vtt")
     assert prov["output_sha256"] == json.loads(r.sidecar.read_text())["output_sha256"]
-
-
-def test_a_render_that_fails_does_not_leave_the_previous_output_standing(tmp_path, write_manifest, render_manifest):
-    from media import numbered_video
-
-    from clipper.errors import ClipperError
-
-    numbered_video(tmp_path / "src.mp4", frames=50, fps="25", size=(320, 240))
-    doc = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.2, "out": 1.8}])
-    [first] = render_manifest(doc)
-    assert first.path.is_file()
-    # The next render of the same output (the manifest edited) fails: what stood under the name came from the
-    # manifest before the edit, and must not stay published as if it were current.
-    (tmp_path / "long.en.vtt").write_text("WEBVTT\n\n00:00:00.300 --> 00:00:01.500\n" + "word " * 400 + "\n")
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: long.en.vtt\noutputs:"))
-    with pytest.raises(ClipperError):
-        render_manifest(doc)
-    assert not [p for p in first.path.parent.iterdir() if not p.name.startswith(".")]

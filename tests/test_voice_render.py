@@ -438,3 +438,22 @@ def test_bleeps_alone_work_at_any_sample_rate(tmp_path, write_manifest, render_m
     y, rate, _ = read_audio(r.path)
     y = y.mean(axis=0)
     assert _rms(y[round(1.1 * rate) : round(1.4 * rate)]) < 1e-3 < _rms(y[round(0.2 * rate) : round(0.8 * rate)])
+
+
+def test_a_render_that_fails_does_not_leave_the_previous_output_standing(
+    tmp_path, write_manifest, render_manifest, monkeypatch
+):
+    _clip(tmp_path / "src.mp4", synth_speech(4.0, 48_000))
+    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 3}]))
+    [first] = render_manifest(doc)
+    # The manifest is edited (a name bleeped), and the new render fails: what stood under the output's name came
+    # from the manifest before the edit and must not stay published as if it were current (QA sweep).
+    _with(doc, '  bleeps:\n    - {from: 1, to: 1.4, reason: "his name"}')
+
+    def broken(samples, sr, params):
+        raise RuntimeError("simulated failure inside the method")
+
+    monkeypatch.setattr("clipper.voice.methods.transform", broken)
+    with pytest.raises(VoiceError):
+        render_manifest(doc)
+    assert not [p.name for p in first.path.parent.iterdir() if not p.name.startswith(".")]
