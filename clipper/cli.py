@@ -121,10 +121,17 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace, *, preview: bool = False) -> int:
-    from clipper.render import prepare, render
+    from clipper.render import prepare, render, withdraw_unplannable
     from clipper.report import RichProgress, print_summary
 
-    plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang, preview=preview)
+    try:
+        plan = prepare(Path(args.file), platforms=args.platform, languages=args.lang, preview=preview)
+    except ClipperError:
+        if not getattr(args, "voice_only", False):
+            withdraw_unplannable(
+                Path(args.file), Path(args.out), platforms=args.platform, languages=args.lang, preview=preview
+            )
+        raise
     if getattr(args, "voice_only", False):
         from clipper.render import render_voice_only
 

@@ -273,9 +273,34 @@ def withdraw_outputs(folder: Path, variants: Sequence[Variant]) -> None:
     as it was, and a failure of the new render must not leave it standing (a name removed from a caption, then a
     render that failed: the old file kept the name). The sidecar goes first: it marks an output as published."""
     for variant in variants:
-        final = folder / variant.filename
-        for ext in (".json", ".mp4", ".vtt", ".srt"):
-            final.with_suffix(ext).unlink(missing_ok=True)
+        _withdraw(folder / variant.filename)
+
+
+def _withdraw(final: Path) -> None:
+    for ext in (".json", ".mp4", ".vtt", ".srt"):
+        final.with_suffix(ext).unlink(missing_ok=True)
+
+
+def withdraw_unplannable(
+    manifest_path: Path,
+    out_root: Path,
+    *,
+    platforms: list[str] | None = None,
+    languages: list[str] | None = None,
+    preview: bool = False,
+) -> None:
+    """Withdraw the outputs a render of this manifest would replace, when the manifest cannot be planned as it is
+    now: they show it as it was, and the edit that broke it may be the fix of what they show (nothing, when even
+    its id cannot be read)."""
+    try:
+        m = load_manifest(manifest_path).manifest
+    except ClipperError:
+        return
+    suffix = ".preview" if preview else ""
+    folder = out_root / m.id
+    for language in languages or m.outputs.languages:
+        for platform in platforms or m.outputs.platforms:
+            _withdraw(folder / f"{m.id}.{language}.{platform}{suffix}.mp4")
 
 
 def log_dir(out_root: Path, plan: RenderPlan) -> Path:
@@ -442,6 +467,7 @@ def render(
             plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
         )
     withdraw_outputs(folder, plan.variants)
+    (folder / f"{plan.manifest_id}.voice.wav").unlink(missing_ok=True)  # a voice preview of the manifest as it was
     shared = shared_work(plan, out_root, progress=progress, detector=detector)
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
@@ -473,6 +499,7 @@ def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     final = folder / f"{plan.manifest_id}.voice.wav"
     tmp = folder / f".{final.name}{PARTIAL}"
+    final.unlink(missing_ok=True)  # made from the manifest as it was: never left standing if this one fails
     try:
         if plan.processes_audio:
             sound = prepare_sound(plan, cache_root(out_root), source_hashes)

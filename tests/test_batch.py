@@ -384,12 +384,24 @@ def test_outputs_no_manifest_asks_for_any_more_are_withdrawn_even_when_the_fix_f
     assert [r.language for r in ledger.rows()] == ["en"]
     ledger.close()
 
-    # A fix whose render fails: the old output (made from the manifest before the fix) is not left standing.
+    # A fix that makes the manifest unplannable (a cue too long to draw): the old output, made from the manifest
+    # before the fix, is not left standing, and nothing else in the folder is either.
+    (out / "clip0" / "clip0.fr.telegram.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nan orphan\n")
     (tmp_path / "manifests" / "long.en.vtt").write_text(LONG_CUE, encoding="utf-8")
     doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: long.en.vtt\noutputs:"))
     failed = run_batch([manifests], out, workers=1)
-    assert failed.failed == 1 and failed.withdrawn == ["clip0/clip0.en.telegram.mp4"]
-    assert not list((out / "clip0").glob("*.mp4")) and not list((out / "clip0").glob("*.json"))
+    assert failed.problems == 1 and failed.withdrawn == ["clip0/clip0.en.telegram.mp4"]
+    assert sorted(p.name for p in (out / "clip0").iterdir() if not p.name.startswith(".")) == [
+        "clip0.fr.telegram.srt"  # the manifest cannot be planned: only what its ledger rows name is known to be its
+    ]
+    # Planned again: a piece of an output whose sidecar is gone (an interrupted publish) goes too.
+    doc.write_text(doc.read_text().replace("subtitles:\n  en: long.en.vtt\n", ""))
+    fixed = run_batch([manifests], out, workers=1)
+    assert fixed.ok and fixed.rendered == 1 and fixed.withdrawn == ["clip0/clip0.fr.telegram.mp4"]
+    assert sorted(p.name for p in (out / "clip0").iterdir() if not p.name.startswith(".")) == [
+        "clip0.en.telegram.json",
+        "clip0.en.telegram.mp4",
+    ]
 
 
 def test_two_manifests_with_one_id_are_both_refused(tmp_path):

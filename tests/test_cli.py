@@ -305,3 +305,17 @@ def test_a_ledger_that_cannot_be_written_is_a_clear_error_not_a_traceback(tmp_pa
     err = capsys.readouterr().err
     assert "the batch ledger (output/.batch/ledger.sqlite) cannot be written: disk I/O error" in err
     assert "free space" in err and "Traceback" not in err
+
+
+def test_a_render_whose_manifest_no_longer_plans_withdraws_the_outputs_it_would_replace(tmp_path, src):
+    doc = write(tmp_path, "c.yaml", sources={"cam": src.name}, segments=[{"source": "cam", "in": 0, "out": 2}])
+    assert run(tmp_path, "render", "c.yaml", "--quiet").returncode == 0
+    folder = tmp_path / "output" / "clip"
+    assert (folder / "clip.en.telegram.mp4").is_file()
+    # The edit that removes a name from the captions also makes a cue too long to draw: the render stops before
+    # anything is made, and the output of the manifest as it was (name and all) must not stay published.
+    (tmp_path / "long.en.vtt").write_text("WEBVTT\n\n00:00:00.300 --> 00:00:01.500\n" + "word " * 400 + "\n")
+    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: long.en.vtt\noutputs:"))
+    r = run(tmp_path, "render", "c.yaml", "--quiet")
+    assert r.returncode != 0 and "a caption needs" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == []

@@ -468,42 +468,60 @@ def _refuse_shared_ids(planned: list[PlannedManifest]) -> list[PlannedManifest]:
 
 
 def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root: Path) -> list[str]:
-    """Remove published outputs of the batch's manifests that none of their current jobs made (a language or
-    platform dropped, a manifest edited, an id changed, a render or preview made outside the batch); return them.
+    """Remove published outputs of the batch's manifests that none of their current jobs made; return them.
 
-    An output left from before a fix would stay published if the fix's render then failed (a name dropped from a
-    caption, then a cue too long to draw: the old file, name and all, stayed under its final name). Jobs still
-    wanted keep their outputs; the ledger forgets the rows of jobs no longer wanted.
+    Withdrawn: an output whose sidecar names no current job (a language or platform dropped, the manifest edited, a
+    render or preview made outside the batch), the pieces of an output whose sidecar is gone (an interrupted
+    publish or withdrawal), a voice preview, outputs left where a manifest's id used to be, and every output of a
+    manifest that cannot be planned now (it may be the fix of what they show). An output left from before a fix
+    would stay published if the fix then failed (a name dropped from a caption, then a cue too long to draw: the old
+    file, name and all, stayed under its final name). The ledger forgets the rows of jobs no longer wanted.
     """
     current = {j.identity for p in planned for j in p.renders}
-    manifests = {str(p.manifest) for p in planned if p.analysis is not None}
-    folders = {out_root / p.analysis.manifest_id: p.analysis.manifest_id for p in planned if p.analysis is not None}
-    stale: set[Path] = set()
-    for folder, manifest_id in folders.items():
-        for side in folder.glob("*.json") if folder.is_dir() else ():
-            meta = _sidecar_of(side)
-            if meta is not None and meta.get("manifest_id") == manifest_id and meta.get("job_identity") not in current:
-                stale.add(side.with_suffix(".mp4"))
-    old_rows = [r for r in ledger.rows() if r.manifest in manifests and r.identity not in current]
-    for r in old_rows:  # also where the manifest's id used to be
-        out = out_root / r.manifest_id / r.output
-        meta = _sidecar_of(out.with_suffix(".json"))
+    current_stems = {(j.manifest_id, Path(j.output).stem) for p in planned for j in p.renders}
+    stale: set[Path] = set()  # folder / stem of each output to withdraw
+    for manifest_id in sorted({p.analysis.manifest_id for p in planned if p.analysis is not None}):
+        folder = out_root / manifest_id
+        if not folder.is_dir():
+            continue
+        for stem in sorted({q.stem for q in folder.iterdir() if _output_piece(q)}):
+            meta = _sidecar_json(folder / f"{stem}.json")
+            if meta is not None:
+                if meta.get("manifest_id") == manifest_id and meta.get("job_identity") not in current:
+                    stale.add(folder / stem)
+            elif (manifest_id, stem) not in current_stems:
+                stale.add(folder / stem)
+        voice = folder / f"{manifest_id}.voice.wav"
+        if voice.is_file():  # `preview --voice-only`, of the manifest as it was then
+            voice.unlink()
+            stale.add(folder / voice.name)
+    in_batch = {str(p.manifest) for p in planned}
+    old_rows = [r for r in ledger.rows() if r.manifest in in_batch and r.identity not in current]
+    for r in old_rows:  # where the manifest's id used to be; a manifest that cannot be planned now
+        folder = out_root / r.manifest_id
+        meta = _sidecar_json(folder / f"{Path(r.output).stem}.json")
         if meta is not None and meta.get("job_identity") == r.identity:
-            stale.add(out)
+            stale.add(folder / Path(r.output).stem)
     withdrawn = []
-    for out in sorted(stale):
-        for ext in (".mp4", ".vtt", ".srt", ".json"):  # the sidecar last: it marks the output as published
-            out.with_suffix(ext).unlink(missing_ok=True)
-        withdrawn.append(str(out.relative_to(out_root)))
-        log.warning("withdrew %s: no manifest of this batch asks for it as it is any more", out.relative_to(out_root))
+    for piece in sorted(stale):
+        for ext in OUTPUT_SUFFIXES:
+            piece.with_name(piece.name + ext).unlink(missing_ok=True)
+        name = piece.name if piece.name.endswith(".wav") else piece.name + ".mp4"
+        withdrawn.append(f"{piece.parent.relative_to(out_root)}/{name}")
+        log.warning("withdrew %s: no manifest of this batch asks for it as it is now", withdrawn[-1])
     ledger.forget([r.identity for r in old_rows])
     return withdrawn
 
 
-def _sidecar_of(path: Path) -> dict[str, Any] | None:
-    """A published output's sidecar, or None when `path` is not one (no MP4 beside it, not clipper's JSON)."""
-    if not path.is_file() or not path.with_suffix(".mp4").is_file():
-        return None
+OUTPUT_SUFFIXES = (".json", ".mp4", ".vtt", ".srt")  # an output's files, in the order they are withdrawn: sidecar first
+
+
+def _output_piece(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix in OUTPUT_SUFFIXES
+
+
+def _sidecar_json(path: Path) -> dict[str, Any] | None:
+    """A clipper sidecar's data, or None when `path` is not one."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
