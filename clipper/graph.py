@@ -176,7 +176,7 @@ def _segment_audio(
     # first_pts=0 pads with silence when the audio starts after the seek point, so counting samples
     # from the seek point stays true.
     a = stream.audio
-    if seg.unnamed_channels > 1:
+    if seg.unnamed_channels > 2:  # ffmpeg takes an unnamed pair as stereo (and must: inverted_channels needs both)
         # ffmpeg downmixes only named layouts ("9 channels" fails): every channel in equal parts ('<' makes pan
         # scale the gains to sum 1; ffmpeg-python would escape an '=').
         mix = "+".join(f"c{i}" for i in range(seg.unnamed_channels))

@@ -397,16 +397,19 @@ def test_a_bleep_written_in_player_time_covers_the_word_when_the_picture_starts_
     assert a <= 1.7 and b >= 2.5  # both readings: as a player shows it, and from the first frame
 
 
-def test_a_source_with_inverted_channels_keeps_its_speaker_and_is_measured(tmp_path, write_manifest, render_manifest):
+@pytest.mark.parametrize(("name", "codec"), [("src.mp4", "aac"), ("src.avi", "pcm_s16le")])  # AVI: "2 channels"
+def test_a_source_with_inverted_channels_keeps_its_speaker_and_is_measured(
+    tmp_path, write_manifest, render_manifest, name, codec
+):
     # A miswired microphone: right = -left. Summed to mono it is silence; the clip would lose its speaker and the
-    # voice gate would have nothing to measure.
+    # voice gate would have nothing to measure. PCM in AVI has no named layout: it must not be summed either.
     _write_wav(tmp_path / "same.wav", synth_speech(6.0, 48_000), 48_000, 2)
     ffmpeg_run(
         ["-f", "lavfi", "-i", "color=c=0x404040:s=320x240:r=25:d=6", "-i", str(tmp_path / "same.wav")]
-        + ["-af", "pan=stereo|c0=c0|c1=-1*c1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"]
-        + ["-b:a", "192k", "-shortest", str(tmp_path / "src.mp4")]
+        + ["-af", "pan=stereo|c0=c0|c1=-1*c1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", codec]
+        + ["-shortest", str(tmp_path / name)]
     )
-    doc = _voice(write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0.5, "out": 5.5}]))
+    doc = _voice(write_manifest({"cam": name}, [{"source": "cam", "in": 0.5, "out": 5.5}]))
     [r] = render_manifest(doc)
     side = json.loads(r.sidecar.read_text())
     assert side["checks"]["voice"]["similarity"] is not None, side["checks"]["voice"]
@@ -457,3 +460,36 @@ def test_a_render_that_fails_does_not_leave_the_previous_output_standing(
     with pytest.raises(VoiceError):
         render_manifest(doc)
     assert not [p.name for p in first.path.parent.iterdir() if not p.name.startswith(".")]
+
+
+def test_the_changed_sound_and_the_gates_original_are_mixed_alike(tmp_path, write_manifest):
+    # Whether a cut's channels are summed or differenced was decided at each decode's own rate: hiss above 8 kHz in
+    # the difference tipped the 48 kHz decode (the one changed) one way and the gate's 16 kHz original the other.
+    from clipper.render import prepare
+    from clipper.voice.sound import decode_segment
+
+    rate, seconds = 48_000, 3.0
+    t = np.arange(round(seconds * rate)) / rate
+    mid = 0.05 * np.sin(2 * np.pi * 300 * t)
+    hiss = np.random.default_rng(3).standard_normal(len(t))
+    spec = np.fft.rfft(hiss)
+    spec[np.fft.rfftfreq(len(t), 1 / rate) < 10_000] = 0  # only above 10 kHz: gone at 16 kHz
+    side = 0.1 * np.sin(2 * np.pi * 500 * t) + 0.5 * np.fft.irfft(spec, len(t)) / np.std(np.fft.irfft(spec, len(t)))
+    pcm = np.clip(np.stack([mid + side, mid - side], axis=1) * 32767, -32768, 32767).astype("<i2")
+    import wave
+
+    with wave.open(str(tmp_path / "pair.wav"), "wb") as w:
+        w.setnchannels(2), w.setsampwidth(2), w.setframerate(rate), w.writeframes(pcm.tobytes())
+    ffmpeg_run(
+        ["-f", "lavfi", "-i", f"color=c=0x404040:s=320x240:r=25:d={seconds}", "-i", str(tmp_path / "pair.wav")]
+        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "flac", "-shortest", str(tmp_path / "src.mkv")]
+    )
+    plan = prepare(write_manifest({"cam": "src.mkv"}, [{"source": "cam", "in": 0, "out": 2.8}]))
+    [seg] = plan.segments
+
+    def louder_of_300_and_500(x: np.ndarray, r: int) -> int:
+        return 300 if _band_db(x, r, 300.0) > _band_db(x, r, 500.0) else 500
+
+    assert louder_of_300_and_500(decode_segment(seg, plan.fps, 48_000), 48_000) == louder_of_300_and_500(
+        decode_segment(seg, plan.fps, 16_000), 16_000
+    )

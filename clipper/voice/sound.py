@@ -10,6 +10,7 @@ original sound.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -43,6 +44,7 @@ SPAN_EDGE_S = 0.010
 SPAN_CONTEXT_S = 0.050
 # Rates the voice methods and the linkability check are built for.
 MIN_RATE, MAX_RATE = 8_000, 96_000
+DECISION_RATE = 16_000  # the voice gate's rate: how a cut's channels are mixed is decided there, once
 SOUND_VERSION = 2  # bump when the processing changes what a cached WAV would contain
 
 
@@ -208,7 +210,14 @@ def build_sound(plan: RenderPlan, seed: bytes | None) -> tuple[np.ndarray, Sound
 
 
 def decode_segment(seg: SegmentPlan, fps: Fraction, rate: int) -> np.ndarray:
-    """One cut's sound as mono float32 at `rate`, exactly as long as the cut (see to_mono)."""
+    """One cut's sound as mono float32 at `rate`, exactly as long as the cut: its two channels' sum, or their
+    difference when they cancel (see inverted_channels)."""
+    left, right = _decode_stereo(seg, fps, rate)
+    mono = (left - right) / 2 if inverted_channels(seg, fps) else (left + right) / 2
+    return mono.astype(np.float32)
+
+
+def _decode_stereo(seg: SegmentPlan, fps: Fraction, rate: int) -> tuple[np.ndarray, np.ndarray]:
     x = read_samples(segment_sound_cmd(seg, fps, rate), what=f"reading the sound of {seg.source}")
     want = round(Fraction(seg.out_frames) / fps * rate)
     if len(x) != 2 * want:
@@ -216,20 +225,24 @@ def decode_segment(seg: SegmentPlan, fps: Fraction, rate: int) -> np.ndarray:
             f"the sound of {seg.source} came out {len(x) // 2} samples long, expected {want}",
             hint="the source may be damaged near this cut; re-export it",
         )
-    return to_mono(x[0::2], x[1::2])
+    return x[0::2], x[1::2]
 
 
-def to_mono(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The two channels as one: their sum, or their difference where they are out of phase.
+@functools.lru_cache(maxsize=64)
+def inverted_channels(seg: SegmentPlan, fps: Fraction) -> bool:
+    """True when the cut's channels are inverted copies (a miswired microphone), which sum to silence.
 
-    A recording whose channels are inverted copies (a miswired microphone) sums to silence: the clip would lose
-    its speaker and the voice gate would have nothing to measure. Where the difference holds 10 times the sum's
-    energy, the difference is the sound.
+    Decided once per cut, at one rate, so that the sound that is changed and the original the voice gate compares
+    it with are mixed alike (content above 8 kHz would tip a decision made at each one's own rate differently).
     """
+    left, right = _decode_stereo(seg, fps, DECISION_RATE)
+    return cancels(left, right)
+
+
+def cancels(left: np.ndarray, right: np.ndarray) -> bool:
+    """True when the difference of the channels holds 10 times the energy of their sum."""
     mid, side = (left + right) / 2, (left - right) / 2
-    if float(np.dot(side, side)) > 10 * float(np.dot(mid, mid)):
-        return side.astype(np.float32)
-    return mid.astype(np.float32)
+    return float(np.dot(side, side)) > 10 * float(np.dot(mid, mid))
 
 
 def _spans_in(seg: SegmentPlan, fps: Fraction, spans: Sequence[Span] | None) -> list[Span] | None:
