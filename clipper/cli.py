@@ -434,11 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         # The batch ledger's database: its disk full, its folder read-only or on a file system without locks.
         if args.debug:
             raise
+        ledger = Path(getattr(args, "out", "output")) / ".batch" / "ledger.sqlite"
         _err(
             ClipperError(
-                f"the batch ledger (output/.batch/ledger.sqlite) cannot be written: {e}",
-                hint="free space on the output folder's disk, or check it is writable and on a local or NFS v4 disk; "
-                "then run the batch again (finished outputs are kept)",
+                f"the batch ledger ({ledger}) cannot be used: {e}",
+                hint="if the disk is full, free space; if the folder is read-only or on a disk without file locks, "
+                "use another --out; then run the batch again (finished outputs are kept)",
             )
         )
         return ClipperError.exit_code

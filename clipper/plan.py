@@ -188,7 +188,7 @@ class RenderPlan:
     voice: VoicePlan | None = None  # None: opted out (the reason is in anonymity)
     bleeps: tuple[BleepPlan, ...] = ()
     # Allowed but likely not what the editor meant, each located ("file:line: field: what\n  hint: fix"): shown by
-    # validate, plan and render, and kept in the batch report; never a reason to stop.
+    # validate, plan and render, and logged by a batch; never a reason to stop.
     notes: tuple[str, ...] = ()
 
     @property
@@ -429,11 +429,11 @@ def plan_clip(
             missed = [
                 lm.problem(
                     ("anonymize", "voice", "spans", k),
-                    f"this span ({tl} {float(a):.3f}-{float(b):.3f} s) is outside every cut, so the voice would not "
-                    "be changed where it asks",
+                    f"this span ({tl} {sp.from_.text}-{sp.to.text}) is outside every cut, so the voice would not be "
+                    "changed where it asks",
                     "if those are clip times, add `timed_to: clip` to the voice; else fix or remove the span",
                 )
-                for k, (a, b, on) in enumerate(pieces)
+                for k, (sp, (_, _, on)) in enumerate(zip(mv.spans, pieces, strict=True))
                 if not on
             ]
             if missed:

@@ -75,6 +75,14 @@ def parse_timecode(value: object) -> Timecode:
         what = "nothing" if value is None else f"a {type(value).__name__}"
         raise ValueError(f"got {what}: a timecode is {FORMS}")
     text = value.strip()
+    if len(text) > 32:  # no timecode is this long
+        raise ValueError(f"{text[:32]!r}… is not a timecode: write {FORMS}")
+    try:  # screened as a float first: Fraction("1e10000000") computes the exact number, for seconds
+        approx: float | None = float(text)
+    except ValueError:
+        approx = None
+    if approx is not None:
+        _in_range(repr(text), approx)
     try:
         secs = Fraction(text)
     except (ValueError, ZeroDivisionError):

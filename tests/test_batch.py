@@ -439,3 +439,10 @@ def test_status_after_a_killed_coordinator_says_interrupted_not_running(tmp_path
     finally:
         lock.release()
     assert "1 running" in alive and "on host/local/worker-1" in alive and "interrupted" not in alive, alive
+
+
+def test_a_manifest_named_twice_is_one_manifest(tmp_path):
+    from clipper.batch.run import find_manifests
+
+    manifests = _batch_tree(tmp_path, n=1)
+    assert find_manifests([manifests / "clip0.yaml", manifests]) == [(manifests / "clip0.yaml").resolve()]

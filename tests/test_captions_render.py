@@ -210,6 +210,9 @@ def test_a_zero_length_cue_is_skipped_without_stopping_the_render(tmp_path, writ
         ("sr-Latn", "Ja sam iz Beograda.", "latin", False),
         ("ar", "ISIS ISIS ISIS في عام", "arabic", True),  # a one-script language keeps its script whatever the text
         ("en", "", "latin", False),
+        ("dv-Thaa", "", "latin", True),  # a script without a bundled font keeps its direction
+        ("ur-Aran", "", "arabic", True),
+        ("ar-EG", "", "arabic", True),  # a region, not a script
     ],
 )
 def test_the_script_of_captions_follows_a_subtag_then_the_text_of_two_script_languages(lang, text, script, rtl):

@@ -96,6 +96,7 @@ def test_a_card_no_font_can_draw_is_a_manifest_error_before_anything_renders(tmp
         ("arabic", "بِسْمِ" * 12),  # letters with harakat
         ("latin", "\U0001f468\u200d\U0001f469\u200d\U0001f467" * 12),  # a ZWJ family emoji, repeated
         ("japanese", "か\u3099" * 40),  # が as か + combining voiced mark
+        ("latin", "\U0001f44d\U0001f3fd" * 30),  # a thumbs-up with a skin tone, repeated
     ],
 )
 def test_a_word_wider_than_the_card_is_never_cut_inside_a_letter(script, word):

@@ -303,7 +303,7 @@ def test_a_ledger_that_cannot_be_written_is_a_clear_error_not_a_traceback(tmp_pa
     (tmp_path / "m.yaml").write_text("clipper: 1\n")
     assert main(["batch", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "the batch ledger (output/.batch/ledger.sqlite) cannot be written: disk I/O error" in err
+    assert f"the batch ledger ({tmp_path / 'out' / '.batch' / 'ledger.sqlite'}) cannot be used: disk I/O error" in err
     assert "free space" in err and "Traceback" not in err
 
 

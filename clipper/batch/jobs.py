@@ -85,7 +85,10 @@ def render_identity(plan: RenderPlan, hashes: dict[Path, str], voice_tag: str | 
     from clipper.voice.methods import preset_fingerprint  # scipy: imported when needed
 
     preset = preset_fingerprint(plan.voice.method, plan.voice.strength) if plan.voice is not None else None
-    blob = json.dumps([data, voice_tag, preset], sort_keys=True, default=str)
+    # How the sound is made (SOUND_VERSION) decides the output's bytes too, like clipper's version in the plan.
+    from clipper.voice.sound import SOUND_VERSION
+
+    blob = json.dumps([data, voice_tag, preset, SOUND_VERSION], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -302,7 +302,8 @@ def find_manifests(paths: list[Path]) -> list[Path]:
             raise ClipperError("no such manifest or folder", where=str(p), hint="name manifests or their folder")
     if not found:
         raise ClipperError("no manifests found", where=", ".join(map(str, paths)), hint="name *.yaml files or a folder")
-    return [f.resolve() for f in found]
+    # A manifest named twice (`batch m.yaml dir/` with m.yaml in dir/) is one manifest, not two sharing an id.
+    return list(dict.fromkeys(f.resolve() for f in found))
 
 
 class CoordinatorLock:

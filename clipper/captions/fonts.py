@@ -38,10 +38,12 @@ RTL_LANGUAGES = frozenset({"ar", "fa", "ur", "ps", "ckb", "sd", "ug", "he", "yi"
 # ISO 15924 script subtags (BCP 47: ku-Latn, az-Arab, sr-Cyrl) -> the bundled font's script; a subtag wins.
 SCRIPT_SUBTAGS: dict[str, str] = {
     **dict.fromkeys(("latn", "cyrl", "grek"), "latin"),
-    "arab": "arabic",
+    **dict.fromkeys(("arab", "aran"), "arabic"),
     "hebr": "hebrew",
     **dict.fromkeys(("jpan", "hira", "kana", "hani", "hrkt"), "japanese"),
 }
+# Scripts written right to left (a subtag among these makes any language's captions right to left).
+RTL_SUBTAGS = frozenset({"arab", "aran", "hebr", "thaa", "syrc", "nkoo", "adlm", "rohg", "mand", "samr"})
 # Languages commonly written in two scripts: 'ku' is Kurmanji in Latin letters (Turkey, Syria) as often as
 # Sorani in Arabic letters (Iraq, Iran); without a subtag, the text itself decides.
 TWO_SCRIPT_LANGUAGES = frozenset({"ku", "az", "uz", "tk", "pa", "ms"})
@@ -81,8 +83,8 @@ def script_of(language: str, text: str = "") -> str:
     """The script a language's captions are drawn in ('latin' for Latin, Cyrillic and Greek): the code's script
     subtag, else, for a language written in two scripts, that of its text, else the language's usual one."""
     subtag = _script_subtag(language)
-    if subtag is not None:
-        return SCRIPT_SUBTAGS.get(subtag, "latin")
+    if subtag in SCRIPT_SUBTAGS:
+        return SCRIPT_SUBTAGS[subtag]
     base = base_language(language)
     if base in TWO_SCRIPT_LANGUAGES and text:
         return text_script(text)
@@ -98,8 +100,12 @@ def with_script(language: str, script: str) -> str:
 
 
 def is_rtl(language: str, text: str = "") -> bool:
-    """True for captions written right to left (the language's, or as script_of decides for its text)."""
-    if _script_subtag(language) is not None or base_language(language) in TWO_SCRIPT_LANGUAGES:
+    """True for captions written right to left (the script subtag's, the language's, or as script_of decides for a
+    two-script language's text)."""
+    subtag = _script_subtag(language)
+    if subtag is not None and (subtag in SCRIPT_SUBTAGS or subtag in RTL_SUBTAGS):
+        return subtag in RTL_SUBTAGS
+    if base_language(language) in TWO_SCRIPT_LANGUAGES:
         return script_of(language, text) in ("arabic", "hebrew")
     return base_language(language) in RTL_LANGUAGES
 

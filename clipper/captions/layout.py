@@ -89,6 +89,12 @@ def _extends(ch: str) -> bool:
     return unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch == "\u200d" or "\ufe00" <= ch <= "\ufe0f"
 
 
+def _joins(before: str, ch: str) -> bool:
+    """`ch` continues the emoji sequence `before` ends (emoji are wide, so tokens of their own): after a zero-width
+    joiner, or a skin tone. (Flags' letters are not wide: they stay in one run.)"""
+    return before.endswith("\u200d") or "\U0001f3fb" <= ch <= "\U0001f3ff"
+
+
 def _tokens(text: str) -> list[_Token]:
     """Break opportunities: between words, and between CJK characters except where kinsoku forbids."""
     out: list[_Token] = []
@@ -96,7 +102,7 @@ def _tokens(text: str) -> list[_Token]:
         run = ""
         first = True
         for ch in word:
-            if not run and out and not first and _extends(ch):
+            if not run and out and not first and (_extends(ch) or _joins(out[-1].text, ch)):
                 # A mark or joiner after a CJK character stays with it (か + U+3099 is one letter, が).
                 out[-1] = _Token(out[-1].text + ch, out[-1].space_before)
             elif is_cjk(ch) or ch in NO_LINE_START:
