@@ -493,3 +493,26 @@ def test_the_changed_sound_and_the_gates_original_are_mixed_alike(tmp_path, writ
     assert louder_of_300_and_500(decode_segment(seg, plan.fps, 48_000), 48_000) == louder_of_300_and_500(
         decode_segment(seg, plan.fps, 16_000), 16_000
     )
+
+
+def test_voicecheck_hears_a_file_whose_channels_cancel(tmp_path):
+    # `clipper voicecheck` mixed files with ffmpeg's downmix: inverted copies read as silence, "not measurable",
+    # exit 0, for a file that is the original voice itself.
+    _write_wav(tmp_path / "same.wav", synth_speech(6.0, 48_000), 48_000, 2)
+    ffmpeg_run(
+        ["-i", str(tmp_path / "same.wav"), "-af", "pan=stereo|c0=c0|c1=-1*c1", "-c:a", "pcm_s16le"]
+        + [str(tmp_path / "inverted.wav")]
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clipper.cli",
+            "voicecheck",
+            str(tmp_path / "inverted.wav"),
+            str(tmp_path / "inverted.wav"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 6 and "LINKABLE" in r.stdout, (r.stdout, r.stderr)

@@ -66,14 +66,19 @@ class VoiceVerdict:
 
 
 def decode_mono(path: Path, *, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
-    """A file's sound as mono float32 at 16 kHz (from start_s, for `seconds` if given)."""
+    """A file's sound as mono float32 at 16 kHz (from start_s, for `seconds` if given): its channels' sum, or their
+    difference when they are inverted copies (as the render mixes a source: sound.cancels)."""
+    from clipper.voice.sound import cancels
+
     args = ["-ss", f"{start_s:.6f}"] if start_s > 0 else []
     args += ["-i", str(path)]
     if seconds is not None:
         args += ["-t", f"{seconds:.6f}"]
-    args += ["-vn", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    args += ["-vn", "-ac", "2", "-ar", str(RATE), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     try:
-        return read_samples(args, what=f"reading the sound of {path.name}")
+        x = read_samples(args, what=f"reading the sound of {path.name}")
+        left, right = x[0::2], x[1::2]
+        return ((left - right) / 2 if cancels(left, right) else (left + right) / 2).astype(np.float32)
     except FfmpegError as e:
         if "does not contain any stream" in e.message or "matches no streams" in e.message:
             raise MediaError(
