@@ -429,8 +429,8 @@ def plan_clip(
             missed = [
                 lm.problem(
                     ("anonymize", "voice", "spans", k),
-                    f"this span ({tl} {sp.from_.text}-{sp.to.text}) is outside every cut, so the voice would not be "
-                    "changed where it asks",
+                    f"this span ({sp.from_.text} to {sp.to.text} on {tl}'s timeline) is outside every cut, so the "
+                    "voice would not be changed where it asks",
                     "if those are clip times, add `timed_to: clip` to the voice; else fix or remove the span",
                 )
                 for k, (sp, (_, _, on)) in enumerate(zip(mv.spans, pieces, strict=True))

@@ -340,7 +340,7 @@ def test_voice_spans_outside_every_cut_stop_the_job_instead_of_leaving_the_voice
     with pytest.raises(ManifestError) as info:
         prepare(doc)
     [problem] = info.value.problems
-    assert "anonymize.voice.spans.0: this span (cam 0.000-4.500 s) is outside every cut" in problem.message
+    assert "anonymize.voice.spans.0: this span (0 to 4.5 on cam's timeline) is outside every cut" in problem.message
     assert "timed_to: clip" in problem.hint
     _voice(doc, ", spans: [{from: 0, to: 4.5}], timed_to: clip")
     assert prepare(doc).voice.spans == ((0, 4.5),)
