@@ -23,10 +23,13 @@ from clipper.presets import (
     TRUE_PEAK_DBTP,
 )
 
-# A region mask never shows detail finer than this many blocks across its shorter side…
-MASK_BLOCKS_ACROSS = 5
+# A region mask never shows detail finer than this many blocks across its shorter side (3: a line of text boxed
+# tightly, 60 px letters in an 80 px box, kept its word shapes and digits at 5, measured by a QA sweep)…
+MASK_BLOCKS_ACROSS = 3
 # …and its blocks are never smaller than this, however small the region.
 MASK_MIN_BLOCK_PX = 16
+# A pixelated or blurred region patch is at least this big on each side (twice over); smaller ones are solid.
+MIN_PATCH_PX = 4
 # x264 quantizer offset for pad-blur's background bands (0 = as important as the picture, 1 = least).
 PAD_BAND_QOFFSET = 0.3
 # How often pad-blur's blurred background is refreshed (frames a second).
@@ -228,11 +231,20 @@ def _apply_region(v, region: RegionPlan, seg: SegmentPlan, width: int, height: i
         return v
     enable = f"between(n,{first},{last})"
     x, y, w, h = region_pixels(region.box, width, height)
-    if region.mode == "solid":
+    if region.mode == "solid" or min(w, h) < 2 * MIN_PATCH_PX:
+        # Too small to pixelate (crop would round it to nothing): covered solid. Fail closed.
         return v.filter("drawbox", x=x, y=y, w=w, h=h, color="black", t="fill", enable=enable)
     split = v.filter_multi_output("split")
     main, copy = split.stream(0), split.stream(1)
-    patch = copy.filter("crop", w, h, x, y)
+    # crop and overlay place 4:2:0 pictures on even pixels only: a box at an odd x or of odd width lost its last
+    # column or two to the rounding, and the original showed there (QA sweep). The patch is cut on even pixels
+    # around the box, and the box is first filled black, so a pixel the patch does not reach shows black, never
+    # the picture; an alpha channel in the source (which overlay would blend the patch by) shows black too.
+    ex, ey = x - x % 2, y - y % 2
+    ew, eh = min(width - ex, w + (x - ex) + 1) // 2 * 2, min(height - ey, h + (y - ey) + 1) // 2 * 2
+    main = main.filter("drawbox", x=x, y=y, w=w, h=h, color="black", t="fill", enable=enable)
+    patch = copy.filter("crop", ew, eh, ex, ey).filter("format", "yuv420p")
+    x, y, w, h = ex, ey, ew, eh
     block = mask_block_px(w, h)
     if region.mode == "pixelate":
         patch = patch.filter("pixelize", width=block, height=block, mode="avg")

@@ -246,15 +246,16 @@ def test_every_box_the_manifest_accepts_maps_inside_the_frame():
     assert x + w <= 320 and y + h <= 240
 
 
-def test_mask_blocks_are_never_below_16_px_nor_more_than_5_across():
+def test_mask_blocks_are_never_below_16_px_nor_more_than_3_across():
     for short in range(1, 1500):
         for long_side in (short, short + 7, 3 * short):
             block = mask_block_px(long_side, short)
             assert block >= 16, (long_side, short, block)
-            assert short / block <= 5, (long_side, short, block)
+            assert short / block <= 3, (long_side, short, block)
             assert mask_block_px(short, long_side) == block
     assert mask_block_px(40, 40) == 16
-    assert mask_block_px(300, 1000) == 60
+    assert mask_block_px(300, 1000) == 100
+    assert mask_block_px(640, 80) == 27  # a line of text boxed tightly: under 3 blocks tall
 
 
 # ------------------------------------------------------------------------------------ encode settings
