@@ -246,8 +246,9 @@ class Region(Strict):
     box: BoxField | None = Field(default=None, description="[x, y, width, height] as fractions 0..1")
     keyframes: list[Keyframe] | None = Field(
         default=None,
-        min_length=2,
-        description="boxes at clip times, interpolated linearly; held before the first and after the last",
+        min_length=1,
+        description="boxes at clip times (two or more), interpolated linearly; held before the first and after the "
+        "last",
     )
     from_: TimecodeField | None = Field(default=None, alias="from", description="clip time; default: start")
     to: TimecodeField | None = Field(default=None, description="clip time; default: end")
@@ -259,6 +260,11 @@ class Region(Strict):
             raise ValueError(
                 "give either box: [x, y, width, height] (a fixed area) or keyframes: [{at: …, box: […]}, …] "
                 "(a moving one)" + (", not both" if self.box is not None else "")
+            )
+        if self.keyframes and len(self.keyframes) == 1:
+            raise ValueError(
+                "one keyframe is a box that does not move: write box: [x, y, width, height] (with from/to for a time "
+                "span), or give two or more keyframes"
             )
         if self.keyframes:
             times = [k.at.seconds for k in self.keyframes]

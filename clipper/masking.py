@@ -59,7 +59,7 @@ class FrameMasker:
             pw, ph = self.layout.pictures[self.segment_of(index)]
             for r in self._moving:
                 if r.start_frame <= index < r.end_frame:
-                    box = region_pixels(r.box_at(index), pw, ph)
+                    box = region_pixels(r.box_at(index, self.plan.fps), pw, ph)
                     apply_masks_yuv420(frame, cw, ch, [box], mode=r.mode, solid=BLACK_YUV)  # type: ignore[arg-type]
         return frame
 

@@ -60,19 +60,30 @@ class RegionPlan:
     mode: str
     start_frame: int
     end_frame: int
-    keyframes: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()  # (clip frame, box), in order
+    keyframes: tuple[tuple[Fraction, tuple[float, float, float, float]], ...] = ()  # (clip seconds, box), in order
 
-    def box_at(self, frame: int) -> tuple[float, float, float, float]:
-        """The box at a clip frame: linear between keyframes, held before the first and after the last."""
-        keys = self.keyframes
-        if not keys:
+    def box_at(self, frame: int, fps: Fraction) -> tuple[float, float, float, float]:
+        """The box to mask on a clip frame: covering the path over the frame's whole time (half a frame either side
+        of it), linear between keyframes, held before the first and after the last.
+
+        Keyframe times fall between frames as often as not (an editor reads them off a player in milliseconds): a box
+        taken at one instant, or at keyframes rounded to frames, trailed a thing moving 833 px/s by 16 px."""
+        if not self.keyframes:
             return self.box
-        if frame <= keys[0][0]:
+        t0, t1 = (frame - Fraction(1, 2)) / fps, (frame + Fraction(1, 2)) / fps
+        boxes = [self._box_at_time(t0), self._box_at_time(t1), *(b for t, b in self.keyframes if t0 < t < t1)]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+        return (x0, y0, x1 - x0, y1 - y0)
+
+    def _box_at_time(self, t: Fraction) -> tuple[float, float, float, float]:
+        keys = self.keyframes
+        if t <= keys[0][0]:
             return keys[0][1]
-        for (f0, b0), (f1, b1) in zip(keys, keys[1:], strict=False):
-            if frame <= f1:
-                t = (frame - f0) / (f1 - f0)
-                return tuple(a + (b - a) * t for a, b in zip(b0, b1, strict=True))  # type: ignore[return-value]
+        for (t0, b0), (t1, b1) in zip(keys, keys[1:], strict=False):
+            if t <= t1:
+                u = float((t - t0) / (t1 - t0))
+                return tuple(a + (b - a) * u for a, b in zip(b0, b1, strict=True))  # type: ignore[return-value]
         return keys[-1][1]
 
 
@@ -317,17 +328,20 @@ def plan_clip(
                 )
             )
             continue
-        keys: list[tuple[int, tuple[float, float, float, float]]] = []
+        keys: list[tuple[Fraction, tuple[float, float, float, float]]] = []
         for k_idx, k in enumerate(r.keyframes or []):
-            frame = _frame(lm, ("anonymize", "regions", i, "keyframes", k_idx, "at"), k.at, fps, problems)
-            if frame is not None:
-                keys.append((frame, k.box))
-        if len({f for f, _ in keys}) < len(keys):
+            try:
+                keys.append((k.at.to_seconds(fps), k.box))
+            except ValueError as e:
+                loc = ("anonymize", "regions", i, "keyframes", k_idx, "at")
+                problems.append(lm.problem(loc, str(e), "SMPTE frames count at the clip's frame rate"))
+        if keys and keys[0][0] * fps >= clip_frames:
             problems.append(
                 lm.problem(
                     ("anonymize", "regions", i, "keyframes"),
-                    "two keyframes fall on the same frame",
-                    "space keyframes at least one frame apart",
+                    f"every keyframe is after the clip's end ({format_clock(clip_frames / fps)}): the box would stay "
+                    "where the first one is, not follow what it should hide",
+                    "keyframe times are clip times (0 = first frame of the first segment), not the source's",
                 )
             )
             continue

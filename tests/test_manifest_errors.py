@@ -232,6 +232,20 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         "keyframes must be in time order",
     ),
     (
+        "region-one-keyframe",
+        _region("keyframes: [{at: 1, box: [0, 0, 0.1, 0.1]}]"),
+        12,
+        "anonymize.regions.0",
+        "one keyframe is a box that does not move: write box:",
+    ),
+    (
+        "region-keyframes-after-the-clip",  # written in source time: the cut is 0.5-2.5 s of the source, 2 s long
+        _region("keyframes: [{at: 10, box: [0, 0, 0.1, 0.1]}, {at: 12, box: [0.5, 0, 0.1, 0.1]}]"),
+        12,
+        "anonymize.regions.0.keyframes",
+        "every keyframe is after the clip's end",
+    ),
+    (
         "region-keyframe-box-outside",
         _region("keyframes: [{at: 0, box: [0, 0, 0.1, 0.1]}, {at: 1, box: [0.95, 0, 0.1, 0.1]}]"),
         12,

@@ -498,17 +498,34 @@ def test_find_bytes_sees_needles_across_chunk_boundaries(tmp_path):
 def test_keyframed_region_box_is_linear_between_keyframes_and_held_outside():
     from clipper.plan import RegionPlan
 
-    r = RegionPlan(
-        box=(0.0, 0.0, 0.1, 0.1),
-        mode="solid",
-        start_frame=0,
-        end_frame=100,
-        keyframes=((10, (0.0, 0.0, 0.1, 0.1)), (20, (0.5, 0.2, 0.3, 0.1)), (40, (0.5, 0.2, 0.3, 0.1))),
+    fps = Fraction(10)
+    keys = (
+        (Fraction(1), (0.0, 0.0, 0.1, 0.1)),
+        (Fraction(2), (0.5, 0.2, 0.3, 0.1)),
+        (Fraction(4), (0.5, 0.2, 0.3, 0.1)),
     )
-    assert r.box_at(0) == (0.0, 0.0, 0.1, 0.1)
-    assert r.box_at(15) == pytest.approx((0.25, 0.1, 0.2, 0.1))
-    assert r.box_at(30) == pytest.approx((0.5, 0.2, 0.3, 0.1))
-    assert r.box_at(99) == (0.5, 0.2, 0.3, 0.1)
+    r = RegionPlan(box=(0.0, 0.0, 0.1, 0.1), mode="solid", start_frame=0, end_frame=100, keyframes=keys)
+    assert r.box_at(0, fps) == (0.0, 0.0, 0.1, 0.1)
+    # Frame 15 lasts 1.45-1.55 s: the box covers the path over all of it.
+    assert r.box_at(15, fps) == pytest.approx((0.225, 0.09, 0.26, 0.12))
+    assert r.box_at(30, fps) == pytest.approx((0.5, 0.2, 0.3, 0.1))
+    assert r.box_at(99, fps) == pytest.approx((0.5, 0.2, 0.3, 0.1))
+
+
+def test_a_keyframed_box_covers_a_thing_moving_on_its_path_at_every_frame_whatever_the_keyframe_times():
+    # Keyframes read off a player fall between frames: rounded to frames, the box trailed the thing by 16 px at
+    # 833 px/s (QA sweep). The thing is where the path says at the frame's own time.
+    from clipper.plan import RegionPlan
+
+    fps = Fraction(25)
+    keys = ((Fraction(1, 2), (0.1, 0.4, 0.05, 0.1)), (Fraction(17, 10), (0.8, 0.4, 0.05, 0.1)))
+    r = RegionPlan(box=keys[0][1], mode="solid", start_frame=0, end_frame=75, keyframes=keys)
+    for n in range(75):
+        t = Fraction(n) / fps
+        u = min(1.0, max(0.0, float((t - keys[0][0]) / (keys[1][0] - keys[0][0]))))
+        thing = 0.1 + 0.7 * u  # its x at the frame's time
+        x, y, w, h = r.box_at(n, fps)
+        assert x <= thing + 1e-12 and thing + 0.05 <= x + w + 1e-12, (n, thing, (x, w))
 
 
 def test_short_fingerprints_count_outside_the_media_payload_only(tmp_path):
