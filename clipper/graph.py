@@ -154,6 +154,10 @@ def _segment_inputs(
     opts: dict[str, object] = {"t": f"{float(duration + READ_MARGIN_S + (first_frame_s - seek)):.6f}"}
     if seek > 0:
         opts["ss"] = f"{float(seek):.6f}"
+    if video:
+        # A picture size change midway would rebuild the filter graph, restarting its frame counts (the cut came
+        # out as frames of the wrong part, masks misplaced: QA sweep); instead, each frame is scaled to the size.
+        opts["reinit_filter"] = 0
     if not video:
         opts["vn"] = None
     if not audio:
@@ -316,8 +320,10 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     # to the very end would then come out short. The last frame is repeated a few times, the trim decides.
     v = v.filter("tpad", stop_mode="clone", stop=END_PAD_FRAMES)
     v = v.filter("trim", end_frame=seg.out_frames).filter("setpts", "PTS-STARTPTS")
-    if seg.sar != 1:
-        v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")
+    # Every frame at the probed display size: square pixels, and a stream whose picture size changes midway (a
+    # video call, a DVR recording) keeps the size its masks were placed for (the input does not rebuild this
+    # graph then: reinit_filter 0). A no-op for frames already that size.
+    v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")
     return v.filter("setsar", 1)
 
 

@@ -166,3 +166,33 @@ def test_a_source_of_one_frame_renders_that_frame(tmp_path, write_manifest, rend
     m.write_text(m.read_text().replace("outputs:\n", f"outputs:\n  reframe: {reframe}\n"))
     [result] = render_manifest(m)
     assert read_frame_numbers(result.path) == [0]
+
+
+def test_a_picture_size_change_midway_keeps_the_cut_and_its_masks(tmp_path, write_manifest, render_manifest):
+    # A video call or DVR recording: 320x180 for 2 s, then 640x360, one stream. The filter graph was rebuilt at
+    # the change: the cut came out as frames of the second part only, and masks were placed for the first size
+    # (QA sweep). A magenta marker sits under the region in both parts; the parts differ in colour.
+    from media import ffmpeg_run
+
+    for name, (w, h), colour in (("a", (320, 180), "red"), ("b", (640, 360), "blue")):
+        box = f"drawbox=x={w // 10}:y={h // 10}:w={w // 5}:h={h // 5}:color=magenta:t=fill"
+        ffmpeg_run(
+            ["-f", "lavfi", "-i", f"color=c={colour}:s={w}x{h}:r=25:d=2", "-f", "lavfi", "-i", "sine=d=2"]
+            + ["-vf", box, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
+            + (["-output_ts_offset", "2"] if name == "b" else [])
+            + ["-f", "mpegts", str(tmp_path / f"{name}.ts")]
+        )
+    ffmpeg_run(["-i", f"concat:{tmp_path / 'a.ts'}|{tmp_path / 'b.ts'}", "-c", "copy", str(tmp_path / "src.ts")])
+    m = write_manifest(
+        {"cam": "src.ts"},
+        [{"source": "cam", "in": 0, "out": 3}],
+        regions=[{"box": [0.1, 0.1, 0.2, 0.2], "mode": "solid"}],
+    )
+    [r] = render_manifest(m)
+    frames = [f.to_ndarray(format="rgb24").astype(int) for f in av.open(str(r.path)).decode(video=0)]
+    assert len(frames) == 75
+    reds = [k for k, f in enumerate(frames) if f[..., 0].mean() > f[..., 2].mean()]
+    assert 45 <= len(reds) <= 52 and reds == list(range(len(reds))), reds  # 2 s of the first part, then the second
+    for k, f in enumerate(frames):
+        magenta = (f[..., 0] > 150) & (f[..., 2] > 150) & (f[..., 1] < 100)
+        assert magenta.sum() == 0, f"frame {k}: {magenta.sum()} marker pixels unmasked"
