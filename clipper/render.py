@@ -273,11 +273,16 @@ def withdraw_outputs(folder: Path, variants: Sequence[Variant]) -> None:
     as it was, and a failure of the new render must not leave it standing (a name removed from a caption, then a
     render that failed: the old file kept the name). The sidecar goes first: it marks an output as published."""
     for variant in variants:
-        _withdraw(folder / variant.filename)
+        withdraw_output(folder / variant.filename)
 
 
-def _withdraw(final: Path) -> None:
-    for ext in (".json", ".mp4", ".vtt", ".srt"):
+OUTPUT_SUFFIXES = (".json", ".mp4", ".vtt", ".srt")  # an output's files, in the order they are withdrawn
+
+
+def withdraw_output(final: Path) -> None:
+    """Remove one published output (`final` is its .mp4) with its sidecar (first: it marks it as published) and
+    caption files."""
+    for ext in OUTPUT_SUFFIXES:
         final.with_suffix(ext).unlink(missing_ok=True)
 
 
@@ -300,7 +305,7 @@ def withdraw_unplannable(
     folder = out_root / m.id
     for language in languages or m.outputs.languages:
         for platform in platforms or m.outputs.platforms:
-            _withdraw(folder / f"{m.id}.{language}.{platform}{suffix}.mp4")
+            withdraw_output(folder / f"{m.id}.{language}.{platform}{suffix}.mp4")
 
 
 def log_dir(out_root: Path, plan: RenderPlan) -> Path:

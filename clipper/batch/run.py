@@ -478,6 +478,8 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
     would stay published if the fix then failed (a name dropped from a caption, then a cue too long to draw: the old
     file, name and all, stayed under its final name). The ledger forgets the rows of jobs no longer wanted.
     """
+    from clipper.render import OUTPUT_SUFFIXES, withdraw_output
+
     current = {j.identity for p in planned for j in p.renders}
     current_stems = {(j.manifest_id, Path(j.output).stem) for p in planned for j in p.renders}
     stale: set[Path] = set()  # folder / stem of each output to withdraw
@@ -485,7 +487,10 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
         folder = out_root / manifest_id
         if not folder.is_dir():
             continue
-        for stem in sorted({q.stem for q in folder.iterdir() if _output_piece(q)}):
+        pieces = (
+            q for q in folder.iterdir() if q.is_file() and not q.name.startswith(".") and q.suffix in OUTPUT_SUFFIXES
+        )
+        for stem in sorted({q.stem for q in pieces}):
             meta = _sidecar_json(folder / f"{stem}.json")
             if meta is not None:
                 if meta.get("manifest_id") == manifest_id and meta.get("job_identity") not in current:
@@ -505,20 +510,13 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
             stale.add(folder / Path(r.output).stem)
     withdrawn = []
     for piece in sorted(stale):
-        for ext in OUTPUT_SUFFIXES:
-            piece.with_name(piece.name + ext).unlink(missing_ok=True)
+        if not piece.name.endswith(".wav"):  # a voice preview went above
+            withdraw_output(piece.with_name(piece.name + ".mp4"))
         name = piece.name if piece.name.endswith(".wav") else piece.name + ".mp4"
         withdrawn.append(f"{piece.parent.relative_to(out_root)}/{name}")
         log.warning("withdrew %s: no manifest of this batch asks for it as it is now", withdrawn[-1])
     ledger.forget([r.identity for r in old_rows])
     return withdrawn
-
-
-OUTPUT_SUFFIXES = (".json", ".mp4", ".vtt", ".srt")  # an output's files, in the order they are withdrawn: sidecar first
-
-
-def _output_piece(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix in OUTPUT_SUFFIXES
 
 
 def _sidecar_json(path: Path) -> dict[str, Any] | None:
@@ -533,23 +531,16 @@ def _sidecar_json(path: Path) -> dict[str, Any] | None:
 def _reconcile(ledger: Ledger, jobs: list[RenderJob], out_root: Path) -> None:
     """Bring rows in line with the files: a published output of this identity is done; a done job whose output
     is gone or altered is pending again."""
-    import json
-
     from clipper.media import content_hash
 
     for job in jobs:
         row = ledger.get(job.identity)
         assert row is not None
         out = out_root / job.manifest_id / job.output
-        side = out.with_suffix(".json")
+        meta = _sidecar_json(out.with_suffix(".json")) if out.is_file() else None
         published = None
-        if out.is_file() and side.is_file():
-            try:
-                meta = json.loads(side.read_text(encoding="utf-8"))
-                if meta.get("job_identity") == job.identity and meta.get("output_sha256") == content_hash(out):
-                    published = meta
-            except (OSError, ValueError):
-                published = None
+        if meta is not None and meta.get("job_identity") == job.identity and meta["output_sha256"] == content_hash(out):
+            published = meta
         if row.status == "done" and published is None:
             ledger.fail(job.identity, failure="transient", error="its output is missing or changed", fix="",
                         retry_at=0.0, seconds=None)  # fmt: skip

@@ -68,7 +68,7 @@ class VoiceVerdict:
 def decode_mono(path: Path, *, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
     """A file's sound as mono float32 at 16 kHz (from start_s, for `seconds` if given): its channels' sum, or their
     difference when they are inverted copies (as the render mixes a source: sound.cancels)."""
-    from clipper.voice.sound import cancels
+    from clipper.voice.sound import cancels, to_mono
 
     args = ["-ss", f"{start_s:.6f}"] if start_s > 0 else []
     args += ["-i", str(path)]
@@ -78,7 +78,7 @@ def decode_mono(path: Path, *, start_s: float = 0.0, seconds: float | None = Non
     try:
         x = read_samples(args, what=f"reading the sound of {path.name}")
         left, right = x[0::2], x[1::2]
-        return ((left - right) / 2 if cancels(left, right) else (left + right) / 2).astype(np.float32)
+        return to_mono(left, right, cancels(left, right))
     except FfmpegError as e:
         if "does not contain any stream" in e.message or "matches no streams" in e.message:
             raise MediaError(

@@ -213,8 +213,14 @@ def decode_segment(seg: SegmentPlan, fps: Fraction, rate: int) -> np.ndarray:
     """One cut's sound as mono float32 at `rate`, exactly as long as the cut: its two channels' sum, or their
     difference when they cancel (see inverted_channels)."""
     left, right = _decode_stereo(seg, fps, rate)
-    mono = (left - right) / 2 if inverted_channels(seg, fps) else (left + right) / 2
-    return mono.astype(np.float32)
+    # At the decision rate (the gate's original) this decode is the one the decision is made on: not decoded twice.
+    inverted = cancels(left, right) if rate == DECISION_RATE else inverted_channels(seg, fps)
+    return to_mono(left, right, inverted)
+
+
+def to_mono(left: np.ndarray, right: np.ndarray, inverted: bool) -> np.ndarray:
+    """Two channels as one: their sum, or their difference when they are inverted copies."""
+    return ((left - right) / 2 if inverted else (left + right) / 2).astype(np.float32)
 
 
 def _decode_stereo(seg: SegmentPlan, fps: Fraction, rate: int) -> tuple[np.ndarray, np.ndarray]:
