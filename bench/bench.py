@@ -317,7 +317,7 @@ SUB_STAGES = (
     ("faces detect", clipper.faces.detect.CenterFace, "detect"),  # CenterFace inference, per frame
     ("masks", clipper.masking.FrameMasker, "__call__"),  # Python masking of one frame in the encode pipe
     ("gate detect", clipper.faces.gate.BlazeFace, "detect"),  # BlazeFace inference, per checked frame
-    ("model load", clipper.faces.detect, "_session"),  # CenterFace's onnxruntime session (first call builds it)
+    ("model load", clipper.faces.detect, "_compiled"),  # CenterFace compiled by OpenVINO (once per input size)
     ("model load", clipper.faces.gate, "_interpreter"),  # the gate's LiteRT interpreter (same)
 )
 
@@ -364,7 +364,7 @@ def forget_process_caches() -> None:
     (module imports excepted): source hashes, the CenterFace session and model hash, the gate's interpreter."""
     clipper.media._HASHES.clear()
     for holder, name in (
-        (clipper.faces.detect, "_session"),
+        (clipper.faces.detect, "_compiled"),
         (clipper.faces.detect, "_model_sha256"),
         (clipper.faces.gate, "_interpreter"),
     ):

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from clipper.errors import ClipperError
 from clipper.faces.cache import DetectionCache, track_key
-from clipper.faces.detect import CenterFace, FaceDetector
+from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
 from clipper.ffmpeg import read_frames
 from clipper.graph import analysis_cmd
@@ -30,12 +30,13 @@ log = logging.getLogger("clipper.analyze")
 # about 16 cm wide. Recognition by someone who knows the person is exactly the threat.
 SMALLEST_FACE_PX = 20
 # CenterFace's floor in what it sees, measured on five faces (astronaut, three corpus faces) scaled onto a plain
-# picture: every one found from 14 px wide, some at 10-12, none at 8.
-DETECTOR_FLOOR_PX = 14
-# Sources up to SMALLEST_FACE_PX / DETECTOR_FLOOR_PX times this wide (1371 px) are analysed this wide (720p:
-# faces from 13 px); wider ones at DETECTOR_FLOOR_PX / SMALLEST_FACE_PX of their width (1080p at 1344 px, 4K at
-# 2688 px), so the smallest face is found at any source size. At a fixed 960 px a QA sweep published 22 px faces
-# of a 1080p source and 56 px faces of a 4K one. Measured speeds are in docs/ARCHITECTURE.md.
+# picture: every one found from 14 px wide, some at 10-12, none at 8; in bf16 a pixel higher (detect.FLOOR_PX, the
+# detector's floor_px).
+DETECTOR_FLOOR_PX = FLOOR_PX["f32"]
+# Sources up to SMALLEST_FACE_PX / floor times this wide (f32: 1371 px, bf16: 1280) are analysed this wide (a 20 px
+# face of 720p reaches it at 15 px); wider ones at floor / SMALLEST_FACE_PX of their width (1080p at 1344 px in
+# f32, 1440 in bf16; 4K at 2688, 2880), so the smallest face is found at any source size. At a fixed 960 px a QA
+# sweep published 22 px faces of a 1080p source and 56 px faces of a 4K one. Speeds are in docs/ARCHITECTURE.md.
 # CLIPPER_ANALYSIS_WIDTH replaces this width (0 = full resolution); the rule for wider sources still applies.
 ANALYSIS_WIDTH = 960
 # The detector runs on every ANALYSIS_STRIDE-th frame of a cut (and its last). The frames between are covered
@@ -67,11 +68,12 @@ def analysis_width() -> int | None:
     return int(raw) or None
 
 
-def frame_width(display_width: int, base: int | None = ANALYSIS_WIDTH) -> int:
-    """The width a picture this wide is analysed at: the base width, or wider where the smallest face needs it."""
+def frame_width(display_width: int, base: int | None = ANALYSIS_WIDTH, floor_px: int = DETECTOR_FLOOR_PX) -> int:
+    """The width a picture this wide is analysed at: the base width, or wider where the smallest face needs it
+    to reach the detector at `floor_px`."""
     if base is None or display_width <= base:
         return display_width
-    needed = math.ceil(display_width * DETECTOR_FLOOR_PX / SMALLEST_FACE_PX)
+    needed = math.ceil(display_width * floor_px / SMALLEST_FACE_PX)
     return min(display_width, max(base, needed))
 
 
@@ -214,7 +216,7 @@ def analyze_faces(
     segments = []
     for seg in plan.segments:
         started = time.monotonic()
-        width = frame_width(seg.display_width, base_width)
+        width = frame_width(seg.display_width, base_width, getattr(detector, "floor_px", DETECTOR_FLOOR_PX))
         if seg.source not in hashes:
             hashes[seg.source] = content_hash(seg.path)
         key = track_key(

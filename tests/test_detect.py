@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from clipper.errors import ClipperError
+from clipper.faces import detect
 from clipper.faces.detect import CenterFace
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -53,3 +58,91 @@ def test_reduced_analysis_width_reports_boxes_in_full_frame_pixels():
 def test_detector_id_names_model_and_settings():
     a, b = CenterFace(), CenterFace(threshold=0.3, width=640)
     assert a.id != b.id and a.id.startswith("centerface-") and "w640" in b.id
+
+
+needs_native_bf16 = pytest.mark.skipif(
+    not detect._native_bf16(), reason="this CPU has no native bf16 (AVX512_BF16/AMX): f32 is the only precision"
+)
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("face_px,x,y", [(24, 1200, 650), (40, 100, 100), (120, 900, 300)])
+def test_bf16_finds_the_faces_f32_finds_in_the_same_places(face_px, x, y):
+    frame, face = _frame_with_face(face_px, min(x, 1280 - 2 * face_px), min(y, 720 - 2 * face_px))
+    f32 = CenterFace(precision="f32").detect(frame)
+    bf16 = CenterFace(precision="bf16").detect(frame)
+    assert len(f32) == len(bf16) >= 1 and any(_covers(d, face) for d in bf16)
+    for a, b in zip(sorted(f32, key=lambda d: d.x0), sorted(bf16, key=lambda d: d.x0), strict=True):
+        iw = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+        ih = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+        union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - iw * ih
+        assert iw * ih / union > 0.8 and abs(a.score - b.score) < 0.03, (a, b)
+
+
+@needs_native_bf16
+def test_precision_is_part_of_the_cache_identity():
+    # Boxes found in bf16 must never be served to an f32 run as its own (or the other way round).
+    assert CenterFace(precision="bf16").id == CenterFace(precision="f32").id + "-bf16"
+
+
+def test_precision_comes_from_the_environment_and_bad_values_stop(monkeypatch):
+    monkeypatch.setenv("CLIPPER_DETECTOR_PRECISION", "f32")
+    assert detect.precision() == "f32" and "bf16" not in CenterFace().id
+    monkeypatch.setenv("CLIPPER_DETECTOR_PRECISION", "f16")
+    with pytest.raises(ClipperError, match="must be one of f32, bf16"):
+        detect.precision()
+    monkeypatch.setenv("CLIPPER_DETECTOR_PRECISION", "bf16")
+    monkeypatch.setattr(detect, "_native_bf16", lambda: False)
+    with pytest.raises(ClipperError, match="natively"):
+        detect.precision()
+    monkeypatch.delenv("CLIPPER_DETECTOR_PRECISION")
+    assert detect.precision() == "f32"  # the default on a CPU without bf16
+    with pytest.raises(ValueError):
+        CenterFace(precision="f16")
+
+
+def test_a_runtime_computing_in_another_precision_stops_the_job(monkeypatch):
+    """OpenVINO picks f16 by default on some CPUs (ARM): masks must never be placed by an unmeasured precision."""
+    real = detect._ov_core()
+
+    class Compiled:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def get_property(self, name):
+            return openvino.Type.f16 if name == "INFERENCE_PRECISION_HINT" else self.inner.get_property(name)
+
+    class Core:
+        def read_model(self, *a, **k):
+            return real.read_model(*a, **k)
+
+        def compile_model(self, *a, **k):
+            return Compiled(real.compile_model(*a, **k))
+
+    openvino = pytest.importorskip("openvino")
+    monkeypatch.setattr(detect, "_ov_core", lambda: Core())
+    detect._compiled.cache_clear()
+    try:
+        with pytest.raises(ClipperError, match="computes in f16"):
+            CenterFace(precision="f32").detect(np.full((64, 64, 3), 128, np.uint8))
+    finally:
+        detect._compiled.cache_clear()
+
+
+def test_detection_opens_no_network_connection():
+    """Importing OpenVINO loads its converter's usage reporting (openvino_telemetry); nothing may ever be sent."""
+    code = (
+        "import socket, sys\n"
+        "tried = []\n"
+        "def refuse(*a, **k):\n"
+        "    tried.append(a)\n"
+        "    raise OSError('network refused by the test')\n"
+        "socket.socket.connect = socket.socket.connect_ex = socket.socket.sendto = refuse\n"
+        "socket.create_connection = socket.getaddrinfo = refuse\n"
+        "import numpy as np\n"
+        "from clipper.faces.detect import CenterFace\n"
+        "CenterFace().detect(np.full((96, 96, 3), 128, np.uint8))\n"
+        "print(tried)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

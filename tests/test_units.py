@@ -583,6 +583,18 @@ def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_wi
     assert SMALLEST_FACE_PX * width / display_width >= DETECTOR_FLOOR_PX - 1e-9 or width == display_width
 
 
+@pytest.mark.parametrize(
+    ("display_width", "expected"), [(1280, 960), (1281, 961), (1371, 1029), (1920, 1440), (3840, 2880)]
+)
+def test_a_detector_in_bf16_sees_the_smallest_face_a_pixel_larger(display_width, expected):
+    from clipper.analyze import ANALYSIS_WIDTH, SMALLEST_FACE_PX, frame_width
+    from clipper.faces.detect import FLOOR_PX, CenterFace
+
+    assert CenterFace(precision="bf16").floor_px == FLOOR_PX["bf16"] == FLOOR_PX["f32"] + 1
+    width = frame_width(display_width, ANALYSIS_WIDTH, CenterFace(precision="bf16").floor_px)
+    assert width == expected and SMALLEST_FACE_PX * width / display_width >= FLOOR_PX["bf16"] - 1e-9
+
+
 def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_notes(tmp_path, small_source):
     from dataclasses import replace
 

