@@ -146,3 +146,13 @@ def test_detection_opens_no_network_connection():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_a_worker_meeting_many_sizes_keeps_only_the_last_few_models():
+    """Each compiled model holds activations for its size (0.5 GB at 4K): a batch worker must not collect them."""
+    detector = CenterFace()
+    for w, h in [(320, 192), (352, 288), (416, 256), (480, 320), (320, 192)]:
+        detector.detect(np.full((h, w, 3), 128, np.uint8))
+    assert detect._compiled.cache_info().currsize <= detect.COMPILED_KEPT
+    held = detect._REQUESTS.by_size
+    assert len(held) <= detect.COMPILED_KEPT and next(reversed(held))[1] == (1, 3, 192, 320)

@@ -73,8 +73,9 @@ def _runnable_model(path: Path) -> bytes:
 # (960x544: 12 against 27 ms a frame on 2 cores) and finds the same faces: on every frame of the corpus's clips
 # (1,074) the same number of faces as f32, boxes overlapping f32's by IoU >= 0.83 (median 0.99), scores within
 # 0.017 (median 0.001 lower); on faces 8-30 px wide pasted onto six backgrounds, as many placements found as f32,
-# +-1 of 24 either way (bench/detector_precision.py). An 8-bit model was 0.56x the time but lost half the score of
-# faces 20-28 px wide, so it was not adopted. Elsewhere f32, never f16 (OpenVINO's default on ARM).
+# +-2 of 24 either way, but fewer at 14 px (see FLOOR_PX; bench/detector_precision.py). An 8-bit model was 0.56x
+# the time but lost half the score of faces 20-28 px wide, so it was not adopted. Elsewhere f32, never f16
+# (OpenVINO's default on ARM).
 PRECISIONS = ("f32", "bf16")
 # The smallest face, in pixels of what the detector sees, it is relied on to find (analyze.frame_width sizes the
 # frames so that the smallest face that must be masked reaches it at this). f32: every one of five faces found
@@ -120,7 +121,12 @@ def precision() -> str:
     return raw
 
 
-@functools.cache
+# A compiled model holds its activations for its input size (0.5 GB at 2688x1536): a batch worker that meets sources of
+# many sizes keeps only the last few, so its memory stays flat.
+COMPILED_KEPT = 2
+
+
+@functools.lru_cache(maxsize=COMPILED_KEPT)
 def _compiled(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
     """CenterFace compiled for one input size (a static shape runs faster than a dynamic one: 12 against 14 ms)."""
     core = _ov_core()
@@ -153,13 +159,17 @@ _REQUESTS = threading.local()
 def _infer(threads: int, blob: np.ndarray, prec: str) -> list[np.ndarray]:
     """Run CenterFace on an NCHW float32 blob: heatmap, box sizes, offsets, landmarks."""
     compiled = _compiled(threads, blob.shape[2], blob.shape[3], prec)
-    # An infer request is not safe to share between threads: one per thread and compiled model.
-    # Kept with the model it belongs to: a model compiled anew (after a cache clear) gets a request of its own.
+    # An infer request is not safe to share between threads: one per thread and compiled model, kept with the model
+    # it belongs to (a model compiled anew gets a request of its own), and no more of them than of compiled models
+    # (a request for a size no longer compiled would keep that model and its activations alive).
     requests = _REQUESTS.__dict__.setdefault("by_size", {})
     key = (threads, blob.shape, prec)
-    held = requests.get(key)
+    held = requests.pop(key, None)
     if held is None or held[0] is not compiled:
-        held = requests[key] = (compiled, compiled.create_infer_request())
+        held = (compiled, compiled.create_infer_request())
+    requests[key] = held  # most recently used last
+    while len(requests) > COMPILED_KEPT:
+        del requests[next(iter(requests))]
     out = held[1].infer({0: blob})
     return [np.array(out[i]) for i in range(4)]
 
