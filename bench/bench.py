@@ -317,7 +317,7 @@ SUB_STAGES = (
     ("faces detect", clipper.faces.detect.CenterFace, "detect"),  # CenterFace inference, per frame
     ("masks", clipper.masking.FrameMasker, "__call__"),  # Python masking of one frame in the encode pipe
     ("gate detect", clipper.faces.gate.BlazeFace, "detect"),  # BlazeFace inference, per checked frame
-    ("model load", clipper.faces.detect, "_compiled"),  # CenterFace compiled by OpenVINO (once per input size)
+    ("model load", clipper.faces.detect, "_compile"),  # CenterFace compiled by OpenVINO (once per input size)
     ("model load", clipper.faces.gate, "_interpreter"),  # the gate's LiteRT interpreter (same)
 )
 

@@ -5,10 +5,10 @@ Two parts, both run through clipper's own detector (CenterFace(precision=...)):
 1. corpus: every frame of every clip in ../shared/corpus/video, at the width clipper analyses it: per frame, the
    number of faces each precision finds; for each f32 face, the best-overlapping bf16 box (IoU) and the score change.
 2. small faces: the astronaut and faces found in corpus frames, cut out with half a face of their surroundings,
-   scaled to 8-30 px wide and pasted at random places onto a grey picture and five corpus frames (960x540): how
+   scaled to 8-28 px wide and pasted at random places onto a grey picture and five corpus frames (960x540): how
    many placements each precision finds (a box over the face's centre).
 
-Needs a CPU with native bf16 (AVX512_BF16 or AMX). Usage: python bench/detector_precision.py [--placements 4]
+Needs a CPU with AVX512_BF16 (where clipper uses bf16). Usage: python bench/detector_precision.py [--placements 4]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from clipper.faces.detect import CenterFace
 from clipper.faces.track import Detection
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "video"
-SIZES = range(8, 31, 2)
+SIZES = (8, 10, 12, 13, 14, 15, 16, 18, 20, 24, 28)
 
 
 def iou(a: Detection, b: Detection) -> float:
@@ -61,7 +61,7 @@ def corpus_part(f32: CenterFace, bf16: CenterFace) -> None:
         frames = with_f32 = with_bf16 = differ = 0
         with av.open(str(path)) as c:
             for fr in c.decode(video=0):
-                w = frame_width(fr.width, ANALYSIS_WIDTH)
+                w = frame_width(fr.width, ANALYSIS_WIDTH, bf16.floor_px)
                 rgb = fr.reformat(width=w, height=round(fr.height * w / fr.width), format="rgb24").to_ndarray()
                 a, b = f32.detect(rgb), bf16.detect(rgb)
                 frames += 1
@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--placements", type=int, default=4, help="random places per face, size and background")
     args = parser.parse_args()
     if not detect._native_bf16():
-        print("this CPU has no native bf16: clipper runs CenterFace in f32 here, there is nothing to compare")
+        print("this CPU has no AVX512_BF16: clipper runs CenterFace in f32 here, there is nothing to compare")
         return 0
     if not CORPUS.is_dir():
         print(f"the corpus is not at {CORPUS}")

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from clipper.errors import ClipperError
 from clipper.faces.cache import DetectionCache, track_key
-from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector
+from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector, precision
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
 from clipper.ffmpeg import read_frames
 from clipper.graph import analysis_cmd
@@ -90,7 +90,8 @@ def analysis_stride() -> int:
 
 def default_detector() -> CenterFace:
     """The detector that places masks: CenterFace on up to two cores, given frames at `frame_width`."""
-    return CenterFace(threads=min(2, os.cpu_count() or 1))
+    # The precision is settled here, once, so that the cache identity, the floor and the inference all name the same.
+    return CenterFace(threads=min(2, os.cpu_count() or 1), precision=precision())
 
 
 def cache_root(out_root: Path) -> Path:
@@ -216,7 +217,8 @@ def analyze_faces(
     segments = []
     for seg in plan.segments:
         started = time.monotonic()
-        width = frame_width(seg.display_width, base_width, getattr(detector, "floor_px", DETECTOR_FLOOR_PX))
+        # A detector that names no floor gets the highest measured: its frames are made the largest.
+        width = frame_width(seg.display_width, base_width, getattr(detector, "floor_px", max(FLOOR_PX.values())))
         if seg.source not in hashes:
             hashes[seg.source] = content_hash(seg.path)
         key = track_key(

@@ -123,6 +123,10 @@ class Missing:
     def id(self) -> str:
         return f"test-missing-{sorted(self.miss)}"
 
+    @property
+    def floor_px(self) -> int:
+        return self.inner.floor_px
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         i, self.calls = self.calls, self.calls + 1
         return [] if i in self.miss else self.inner.detect(rgb)
@@ -421,3 +425,31 @@ def test_a_failing_mask_step_kills_both_ffmpeg_processes_at_once():
             transform=lambda i, f: f,
             what="test",
         )
+
+
+@pytest.mark.parametrize(("floor", "width"), [(14, 1344), (15, 1440), (None, 1440)])
+def test_the_analysis_sizes_frames_by_the_detectors_own_floor(tmp_path, write_manifest, floor, width):
+    """A bf16 detector is relied on from 15 px: a 1080p source is analysed at 1440 px for it, not f32's 1344; a
+    detector that names no floor gets the highest measured one."""
+    from clipper.analyze import analyze_faces, cache_dir
+    from clipper.faces.cache import DetectionCache
+    from clipper.render import prepare
+
+    face_video(tmp_path / "face.mp4", frames=3, size=(1920, 1080), audio=False)
+    seen: list[tuple[int, ...]] = []
+
+    @dataclass
+    class Sized:
+        id: str = f"test-floor-{floor}"
+
+        def detect(self, rgb: np.ndarray) -> list[Detection]:
+            seen.append(rgb.shape)
+            return []
+
+    detector = Sized()
+    if floor is not None:
+        type(detector).floor_px = property(lambda self: floor)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 0.12}], faces=PIXELATE)
+    cache = DetectionCache(cache_dir(tmp_path / "out"))
+    analyze_faces(prepare(path), cache, detector=detector)
+    assert seen and {s[1] for s in seen} == {width}

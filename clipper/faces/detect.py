@@ -69,18 +69,19 @@ def _runnable_model(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-# The precision CenterFace runs at. bf16 (where the CPU computes it natively: AVX512_BF16 or AMX) halves its time
+# The precision CenterFace runs at. bf16 (on CPUs with AVX512_BF16, where it was measured) halves its time
 # (960x544: 12 against 27 ms a frame on 2 cores) and finds the same faces: on every frame of the corpus's clips
 # (1,074) the same number of faces as f32, boxes overlapping f32's by IoU >= 0.83 (median 0.99), scores within
-# 0.017 (median 0.001 lower); on faces 8-30 px wide pasted onto six backgrounds, as many placements found as f32,
-# +-2 of 24 either way, but fewer at 14 px (see FLOOR_PX; bench/detector_precision.py). An 8-bit model was 0.56x
-# the time but lost half the score of faces 20-28 px wide, so it was not adopted. Elsewhere f32, never f16
+# 0.017 (median 0.001 lower); on faces 8-28 px wide pasted onto six backgrounds, as many placements found as f32
+# at every size, +-2 of 24 either way (974 against 975 in all; bench/detector_precision.py). An 8-bit model was
+# 0.56x the time but lost half the score of faces 20-28 px wide, so it was not adopted. Elsewhere f32, never f16
 # (OpenVINO's default on ARM).
 PRECISIONS = ("f32", "bf16")
 # The smallest face, in pixels of what the detector sees, it is relied on to find (analyze.frame_width sizes the
 # frames so that the smallest face that must be masked reaches it at this). f32: every one of five faces found
-# from 14 px on a plain picture. bf16 found 87 of 120 placements of faces 14 px wide on six backgrounds where f32
-# found 91, and as many from 16 px (104 each): so its faces are made to reach it a pixel larger.
+# from 14 px on a plain picture. bf16 found as many placements as f32 there within the noise of where faces land
+# (at 14 px 85 of 120 against 83 in one run, 87 against 91 in another), but that is f32's floor, with no margin to
+# give: bf16 is asked a pixel more.
 FLOOR_PX = {"f32": 14, "bf16": 15}
 
 
@@ -98,11 +99,19 @@ def _ov_core():  # noqa: ANN202 (OpenVINO's types are not needed by callers)
 
 @functools.cache
 def _native_bf16() -> bool:
-    return "BF16" in _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    """Whether this CPU computes bf16 as measured: AVX512_BF16 (AMX CPUs have it too) and OpenVINO using it.
+
+    OpenVINO also offers bf16 on AVX2_VNNI_2 CPUs; neither its speed nor its faces were measured there: f32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False  # not Linux, or not readable: f32, the precision measured everywhere
+    return "avx512_bf16" in flags and "BF16" in _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def precision() -> str:
-    """The precision CenterFace runs at: CLIPPER_DETECTOR_PRECISION (f32 or bf16), else bf16 where native, else f32."""
+    """CenterFace's precision: CLIPPER_DETECTOR_PRECISION (f32 or bf16), else bf16 where measured, else f32."""
     raw = os.environ.get("CLIPPER_DETECTOR_PRECISION", "").strip().lower()
     native = _native_bf16()
     if not raw:
@@ -110,25 +119,38 @@ def precision() -> str:
     if raw not in PRECISIONS:
         raise ClipperError(
             f"CLIPPER_DETECTOR_PRECISION={raw!r} must be one of {', '.join(PRECISIONS)}",
-            hint="unset it for the default (bf16 where the CPU computes it natively, else f32)",
+            hint="unset it for the default (bf16 on CPUs with AVX512_BF16, else f32)",
         )
     if raw == "bf16" and not native:
         # Emulated bf16 would be slower than f32.
         raise ClipperError(
-            "CLIPPER_DETECTOR_PRECISION=bf16 needs a CPU that computes bf16 natively (AVX512_BF16 or AMX)",
+            "CLIPPER_DETECTOR_PRECISION=bf16 needs a CPU with AVX512_BF16 (where bf16 was measured)",
             hint="unset it (f32 is used on this CPU)",
         )
     return raw
 
 
-# A compiled model holds its activations for its input size (0.5 GB at 2688x1536): a batch worker that meets sources of
-# many sizes keeps only the last few, so its memory stays flat.
+# A compiled model holds its activations for its input size (0.4 GB at 2880x1632 in bf16): a batch worker that meets
+# sources of many sizes keeps only the last few, so its memory stays flat. Each thread's infer request lives on the
+# entry, so dropping the entry frees every thread's request with it.
 COMPILED_KEPT = 2
 
 
-@functools.lru_cache(maxsize=COMPILED_KEPT)
-def _compiled(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
-    """CenterFace compiled for one input size (a static shape runs faster than a dynamic one: 12 against 14 ms)."""
+@dataclass(frozen=True, eq=False)
+class _Compiled:
+    model: object  # openvino.CompiledModel
+    requests: threading.local  # one infer request per thread (a request is not safe to share)
+
+    def request(self):  # noqa: ANN201
+        """This thread's infer request for the model."""
+        held = getattr(self.requests, "request", None)
+        if held is None:
+            held = self.requests.request = self.model.create_infer_request()
+        return held
+
+
+def _compile(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
+    """CenterFace compiled by OpenVINO for one input size (a static shape runs faster than a dynamic one)."""
     core = _ov_core()
     # read_model parses the ONNX bytes in OpenVINO's C++ frontend. Its Python converter (convert_model), whose usage
     # reporting (openvino_telemetry, asked for consent) is imported with the package, is never called.
@@ -141,6 +163,9 @@ def _compiled(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": prec,
+            # Unpinned: batch workers are separate processes, and pinned threads of each would pile onto the same
+            # cores (openvinotoolkit/openvino#31186).
+            "ENABLE_CPU_PINNING": False,
         },
     )
     # Only the measured precisions are run: a runtime that picked another (f16) would place masks unmeasured.
@@ -153,25 +178,31 @@ def _compiled(threads: int, height: int, width: int, prec: str):  # noqa: ANN202
     return compiled
 
 
-_REQUESTS = threading.local()
+@functools.lru_cache(maxsize=COMPILED_KEPT)
+def _compiled(threads: int, height: int, width: int, prec: str) -> _Compiled:
+    """The compiled model for one input size, kept while it is among the last COMPILED_KEPT used."""
+    return _Compiled(_compile(threads, height, width, prec), threading.local())
+
+
+# Output channels of CenterFace: heatmap, box sizes (log), centre offsets, five landmarks.
+OUTPUT_CHANNELS = (1, 2, 2, 10)
 
 
 def _infer(threads: int, blob: np.ndarray, prec: str) -> list[np.ndarray]:
-    """Run CenterFace on an NCHW float32 blob: heatmap, box sizes, offsets, landmarks."""
-    compiled = _compiled(threads, blob.shape[2], blob.shape[3], prec)
-    # An infer request is not safe to share between threads: one per thread and compiled model, kept with the model
-    # it belongs to (a model compiled anew gets a request of its own), and no more of them than of compiled models
-    # (a request for a size no longer compiled would keep that model and its activations alive).
-    requests = _REQUESTS.__dict__.setdefault("by_size", {})
-    key = (threads, blob.shape, prec)
-    held = requests.pop(key, None)
-    if held is None or held[0] is not compiled:
-        held = (compiled, compiled.create_infer_request())
-    requests[key] = held  # most recently used last
-    while len(requests) > COMPILED_KEPT:
-        del requests[next(iter(requests))]
-    out = held[1].infer({0: blob})
-    return [np.array(out[i]) for i in range(4)]
+    """Run CenterFace on an NCHW float32 blob: heatmap, box sizes, offsets, landmarks, each checked."""
+    out = _compiled(threads, blob.shape[2], blob.shape[3], prec).request().infer({0: blob})
+    outputs = [np.array(out[i]) for i in range(len(OUTPUT_CHANNELS))]
+    grid = (blob.shape[2] // STRIDE, blob.shape[3] // STRIDE)
+    for i, (o, channels) in enumerate(zip(outputs, OUTPUT_CHANNELS, strict=True)):
+        # A runtime fault must not read as "no face": a NaN heatmap is never above the threshold.
+        expected = (1, channels, *grid)
+        if o.shape != expected or not np.isfinite(o).all():
+            what = f"of shape {o.shape}, expected {expected}" if o.shape != expected else "not finite"
+            raise ClipperError(
+                f"the face detector's output {i} is {what}",
+                hint="nothing was rendered; reinstall clipper (faces are never left unmasked)",
+            )
+    return outputs
 
 
 @functools.cache
@@ -205,6 +236,11 @@ class FaceDetector(Protocol):
         """Names the detector, its model and settings (part of the face-track cache key)."""
         ...
 
+    @property
+    def floor_px(self) -> int:
+        """The smallest face, in pixels of the frames it is given, it is relied on to find (sizes those frames)."""
+        ...
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an H×W×3 uint8 RGB frame, as boxes in that frame's pixels."""
         ...
@@ -225,7 +261,8 @@ class CenterFace:
 
     @property
     def floor_px(self) -> int:
-        """The smallest face, in pixels of the frames it is given, this detector is relied on to find."""
+        """The smallest face, in pixels of what the model sees, this detector is relied on to find (with `width`, of
+        the downscaled copy)."""
         return FLOOR_PX[self.precision or precision()]
 
     @property
