@@ -29,14 +29,14 @@ log = logging.getLogger("clipper.analyze")
 # "recognise" level of IEC 62676-4 (DORI, 125 px/m: a person known to the viewer can be recognised) on a face
 # about 16 cm wide. Recognition by someone who knows the person is exactly the threat.
 SMALLEST_FACE_PX = 20
-# CenterFace's floor in what it sees, measured on five faces (astronaut, three corpus faces) scaled onto a plain
-# picture: every one found from 14 px wide, some at 10-12, none at 8; in bf16 a pixel higher (detect.FLOOR_PX, the
-# detector's floor_px).
+# CenterFace's floor in what it sees (detect.FLOOR_PX, the detector's floor_px): 20 px, measured in front of
+# texture and scenes (on a plain grey picture it was 14, the floor used before, which published 20 px faces).
 DETECTOR_FLOOR_PX = FLOOR_PX["f32"]
-# Sources up to SMALLEST_FACE_PX / floor times this wide (f32: 1371 px, bf16: 1280) are analysed this wide (a 20 px
-# face of 720p reaches it at 15 px); wider ones at floor / SMALLEST_FACE_PX of their width (1080p at 1344 px in
-# f32, 1440 in bf16; 4K at 2688, 2880), so the smallest face is found at any source size. At a fixed 960 px a QA
-# sweep published 22 px faces of a 1080p source and 56 px faces of a 4K one. Speeds are in docs/ARCHITECTURE.md.
+# Sources up to SMALLEST_FACE_PX / floor times this wide are analysed this wide; wider ones at floor /
+# SMALLEST_FACE_PX of their width, so the smallest face reaches the detector at its floor at any source size. With
+# the floor at SMALLEST_FACE_PX that is every source at its own width (720p at 1280 px, 1080p at 1920, 4K at 3840).
+# At a fixed 960 px a QA sweep published 22 px faces of a 1080p source and 56 px faces of a 4K one; at 70 % of the
+# width (14 px), 20 px faces of a 720p source in front of brick. Speeds are in docs/ARCHITECTURE.md.
 # CLIPPER_ANALYSIS_WIDTH replaces this width (0 = full resolution); the rule for wider sources still applies.
 ANALYSIS_WIDTH = 960
 # The detector runs on every ANALYSIS_STRIDE-th frame of a cut (and its last). The frames between are covered

@@ -541,11 +541,18 @@ def face_video(
 
 
 def faces_still_video(
-    path: Path, *, size: tuple[int, int], face_px: Sequence[int], frames: int = 20, fps: str = "25"
+    path: Path,
+    *,
+    size: tuple[int, int],
+    face_px: Sequence[int],
+    frames: int = 20,
+    fps: str = "25",
+    background: str | None = None,
 ) -> tuple[Path, list[tuple[int, int, int, int]]]:
     """Write a still video of the astronaut's head with the face (cheek to cheek, what a detector's box spans) at
-    each width given, spread over a grey picture: a wide shot with small faces. Returns the path and each face's
-    box (x, y, w, h) in the picture's pixels."""
+    each width given, spread over a grey picture (or one of scikit-image's pictures, stretched: `background`, e.g.
+    "brick"): a wide shot with small faces. Returns the path and each face's box (x, y, w, h) in the picture's
+    pixels."""
     from PIL import Image
     from skimage import data as skimage_data
 
@@ -553,6 +560,11 @@ def faces_still_video(
     width, height = size
     head = skimage_data.astronaut()[10:250, 120:330]  # CenterFace's box on the face: x 62..150, y 48..168 of this
     frame = np.full((height, width, 3), 128, np.uint8)
+    if background:
+        picture = np.asarray(getattr(skimage_data, background)())
+        if picture.ndim == 2:
+            picture = np.stack([picture] * 3, axis=-1)
+        frame = np.array(Image.fromarray(picture[..., :3]).resize((width, height), Image.BILINEAR))
     boxes = []
     for k, px in enumerate(face_px):
         scale = px / 88

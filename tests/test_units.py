@@ -563,36 +563,40 @@ def test_ffmpeg_logs_drop_every_tag_even_one_holding_a_line_separator():
 
 
 @pytest.mark.parametrize(
-    ("display_width", "base", "expected"),
+    ("display_width", "base", "floor", "expected"),
     [
-        (640, 960, 640),  # never scaled up
-        (1280, 960, 960),  # 720p: the base width already sees 20 px faces at 15 px
-        (1371, 960, 960),
-        (1372, 960, 961),  # from here the smallest face needs more than the base width
-        (1920, 960, 1344),
-        (3840, 960, 2688),
-        (3840, 3000, 3000),  # a wider base (CLIPPER_ANALYSIS_WIDTH) is kept
-        (3840, None, 3840),  # 0 in CLIPPER_ANALYSIS_WIDTH: full resolution
+        (640, 960, 14, 640),  # never scaled up
+        (1280, 960, 14, 960),  # a floor below the smallest face: the base width sees 20 px faces at 15 px
+        (1371, 960, 14, 960),
+        (1372, 960, 14, 961),  # from here the smallest face needs more than the base width
+        (1920, 960, 14, 1344),
+        (1920, 960, 15, 1440),
+        (3840, 960, 14, 2688),
+        (3840, 3000, 14, 3000),  # a wider base (CLIPPER_ANALYSIS_WIDTH) is kept
+        (3840, None, 14, 3840),  # 0 in CLIPPER_ANALYSIS_WIDTH: full resolution
+        (1280, 960, 20, 1280),  # the floor measured in front of texture: every source at its own width
+        (1920, 960, 20, 1920),
+        (3840, 960, 20, 3840),
     ],
 )
-def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_width, base, expected):
-    from clipper.analyze import DETECTOR_FLOOR_PX, SMALLEST_FACE_PX, frame_width
+def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_width, base, floor, expected):
+    from clipper.analyze import SMALLEST_FACE_PX, frame_width
 
-    width = frame_width(display_width, base)
+    width = frame_width(display_width, base, floor)
     assert width == expected
-    assert SMALLEST_FACE_PX * width / display_width >= DETECTOR_FLOOR_PX - 1e-9 or width == display_width
+    assert SMALLEST_FACE_PX * width / display_width >= floor - 1e-9 or width == display_width
 
 
-@pytest.mark.parametrize(
-    ("display_width", "expected"), [(1280, 960), (1281, 961), (1371, 1029), (1920, 1440), (3840, 2880)]
-)
-def test_a_detector_in_bf16_sees_the_smallest_face_a_pixel_larger(display_width, expected):
-    from clipper.analyze import ANALYSIS_WIDTH, SMALLEST_FACE_PX, frame_width
-    from clipper.faces.detect import FLOOR_PX, CenterFace
+@pytest.mark.parametrize("display_width", [1280, 1371, 1920, 3840])
+def test_every_source_is_analysed_at_its_own_width_for_the_smallest_face(display_width):
+    """The detector's floor, measured in front of texture, is the smallest face itself (20 px): no downscaling."""
+    from clipper.analyze import ANALYSIS_WIDTH, DETECTOR_FLOOR_PX, SMALLEST_FACE_PX, frame_width
+    from clipper.faces.detect import CenterFace
 
-    assert CenterFace(precision="bf16").floor_px == FLOOR_PX["bf16"] == FLOOR_PX["f32"] + 1
-    width = frame_width(display_width, ANALYSIS_WIDTH, CenterFace(precision="bf16").floor_px)
-    assert width == expected and SMALLEST_FACE_PX * width / display_width >= FLOOR_PX["bf16"] - 1e-9
+    assert DETECTOR_FLOOR_PX == SMALLEST_FACE_PX
+    for prec in ("f32", "bf16"):
+        assert frame_width(display_width, ANALYSIS_WIDTH, CenterFace(precision=prec).floor_px) == display_width
+    assert frame_width(display_width) == display_width
 
 
 def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_notes(tmp_path, small_source):
