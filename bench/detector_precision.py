@@ -23,21 +23,18 @@ import av
 import numpy as np
 from PIL import Image
 
-from clipper.analyze import ANALYSIS_WIDTH, frame_width
+from clipper.analyze import frame_width
 from clipper.faces import detect
 from clipper.faces.detect import CenterFace
-from clipper.faces.track import Detection
+from clipper.faces.track import Detection, _iou
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "video"
 SIZES = (8, 10, 12, 14, 16, 18, 20, 22, 24, 28)
 
 
 def iou(a: Detection, b: Detection) -> float:
-    """Intersection over union of two boxes."""
-    iw = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    ih = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - iw * ih
-    return iw * ih / union if union > 0 else 0.0
+    """Intersection over union of two detections (the tracker's own measure)."""
+    return _iou(a.box, b.box)
 
 
 def clips() -> list[Path]:
@@ -63,7 +60,7 @@ def corpus_part(f32: CenterFace, bf16: CenterFace) -> None:
         frames = with_f32 = with_bf16 = differ = 0
         with av.open(str(path)) as c:
             for fr in c.decode(video=0):
-                w = frame_width(fr.width, ANALYSIS_WIDTH, bf16.floor_px)
+                w = frame_width(fr.width, bf16.floor_px)
                 rgb = fr.reformat(width=w, height=round(fr.height * w / fr.width), format="rgb24").to_ndarray()
                 a, b = f32.detect(rgb), bf16.detect(rgb)
                 frames += 1

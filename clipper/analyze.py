@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from clipper.errors import ClipperError
 from clipper.faces.cache import DetectionCache, track_key
-from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector, precision
+from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
 from clipper.ffmpeg import read_frames
 from clipper.graph import analysis_cmd
@@ -31,14 +31,11 @@ log = logging.getLogger("clipper.analyze")
 SMALLEST_FACE_PX = 20
 # CenterFace's floor in what it sees (detect.FLOOR_PX, the detector's floor_px): 20 px, measured in front of
 # texture and scenes (on a plain grey picture it was 14, the floor used before, which published 20 px faces).
-DETECTOR_FLOOR_PX = FLOOR_PX["f32"]
-# Sources up to SMALLEST_FACE_PX / floor times this wide are analysed this wide; wider ones at floor /
-# SMALLEST_FACE_PX of their width, so the smallest face reaches the detector at its floor at any source size. With
-# the floor at SMALLEST_FACE_PX that is every source at its own width (720p at 1280 px, 1080p at 1920, 4K at 3840).
-# At a fixed 960 px a QA sweep published 22 px faces of a 1080p source and 56 px faces of a 4K one; at 70 % of the
-# width (14 px), 20 px faces of a 720p source in front of brick. Speeds are in docs/ARCHITECTURE.md.
-# CLIPPER_ANALYSIS_WIDTH replaces this width (0 = full resolution); the rule for wider sources still applies.
-ANALYSIS_WIDTH = 960
+# Frames are scaled by floor / SMALLEST_FACE_PX, never up, so the smallest face reaches the detector at its floor at
+# any source size: with the floor at SMALLEST_FACE_PX, every source at its own width. A fixed 960 px published 22 px
+# faces of a 1080p source and 56 px faces of a 4K one; 70 % of the width (14 px), 20 px faces of a 720p source in
+# front of brick. Speeds are in docs/ARCHITECTURE.md.
+DETECTOR_FLOOR_PX = FLOOR_PX
 # The detector runs on every ANALYSIS_STRIDE-th frame of a cut (and its last). The frames between are covered
 # by the tracker like any missed detection: bridged between sightings with a motion margin and held 15 frames
 # around them; the property test covers the true face in 100 % of frames with 15 % of detections missing at
@@ -58,23 +55,10 @@ FLASH_BLOCK = 8  # in the half-resolution grey picture the score is computed on:
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def analysis_width() -> int | None:
-    """The base analysis width: CLIPPER_ANALYSIS_WIDTH if set (0 = full resolution), else ANALYSIS_WIDTH."""
-    raw = os.environ.get("CLIPPER_ANALYSIS_WIDTH", "").strip()
-    if not raw:
-        return ANALYSIS_WIDTH
-    if not raw.isdigit():
-        raise ClipperError(f"CLIPPER_ANALYSIS_WIDTH={raw!r} is not a whole number", hint="e.g. 960, or 0 for full size")
-    return int(raw) or None
-
-
-def frame_width(display_width: int, base: int | None = ANALYSIS_WIDTH, floor_px: int = DETECTOR_FLOOR_PX) -> int:
-    """The width a picture this wide is analysed at: the base width, or wider where the smallest face needs it
-    to reach the detector at `floor_px`."""
-    if base is None or display_width <= base:
-        return display_width
-    needed = math.ceil(display_width * floor_px / SMALLEST_FACE_PX)
-    return min(display_width, max(base, needed))
+def frame_width(display_width: int, floor_px: int = DETECTOR_FLOOR_PX) -> int:
+    """The width a picture this wide is analysed at: as narrow as lets the smallest face reach the detector at
+    `floor_px`, never wider than the picture."""
+    return min(display_width, math.ceil(display_width * floor_px / SMALLEST_FACE_PX))
 
 
 def analysis_stride() -> int:
@@ -90,8 +74,7 @@ def analysis_stride() -> int:
 
 def default_detector() -> CenterFace:
     """The detector that places masks: CenterFace on up to two cores, given frames at `frame_width`."""
-    # The precision is settled here, once, so that the cache identity, the floor and the inference all name the same.
-    return CenterFace(threads=min(2, os.cpu_count() or 1), precision=precision())
+    return CenterFace(threads=min(2, os.cpu_count() or 1))
 
 
 def cache_root(out_root: Path) -> Path:
@@ -209,7 +192,6 @@ def analyze_faces(
         raise ValueError("the plan opts out of face masking")
     detector = detector or default_detector()
     stride = analysis_stride()
-    base_width = analysis_width()
     tracking = TrackingSettings(padding=plan.faces.padding)
     hashes = dict(source_hashes or {})
     total = plan.clip_frames
@@ -217,8 +199,8 @@ def analyze_faces(
     segments = []
     for seg in plan.segments:
         started = time.monotonic()
-        # A detector that names no floor gets the highest measured: its frames are made the largest.
-        width = frame_width(seg.display_width, base_width, getattr(detector, "floor_px", max(FLOOR_PX.values())))
+        # A detector that names no floor gets CenterFace's.
+        width = frame_width(seg.display_width, getattr(detector, "floor_px", DETECTOR_FLOOR_PX))
         if seg.source not in hashes:
             hashes[seg.source] = content_hash(seg.path)
         key = track_key(

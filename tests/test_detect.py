@@ -14,6 +14,7 @@ from PIL import Image
 from clipper.errors import ClipperError
 from clipper.faces import detect
 from clipper.faces.detect import CenterFace
+from clipper.faces.track import _iou
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -75,10 +76,7 @@ def test_bf16_finds_the_faces_f32_finds_in_the_same_places(face_px, x, y):
     bf16 = CenterFace(precision="bf16").detect(frame)
     assert len(f32) == len(bf16) >= 1 and any(_covers(d, face) for d in bf16)
     for a, b in zip(sorted(f32, key=lambda d: d.x0), sorted(bf16, key=lambda d: d.x0), strict=True):
-        iw = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-        ih = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-        union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - iw * ih
-        assert iw * ih / union > 0.8 and abs(a.score - b.score) < 0.03, (a, b)
+        assert _iou(a.box, b.box) > 0.8 and abs(a.score - b.score) < 0.03, (a, b)
 
 
 def test_precision_is_part_of_the_cache_identity():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -81,6 +82,19 @@ def test_every_frame_of_every_variant_has_the_face_masked(tmp_path, write_manife
     assert side["anonymity"]["faces"].startswith("masked: pixelate")
 
 
+def _leaks_of_small_faces(tmp_path, write_manifest, render_manifest, *, size, face_px, background=None):
+    """Render a still wide shot of small faces (faces_still_video) with faces masked; return the published file's
+    faces that CenterFace finds at full resolution (it finds every one in the source), and the render's result."""
+    src, boxes = faces_still_video(tmp_path / "wide.mp4", size=size, face_px=face_px, frames=12, background=background)
+    full = CenterFace(precision="f32")
+    source = rgb_frames(src)[0]
+    assert all(any(abs(d.x0 - x) < 6 and abs(d.y0 - y) < 8 for d in full.detect(source)) for x, y, _, _ in boxes)
+    path = write_manifest({"a": "wide.mp4"}, [{"source": "a", "in": 0, "out": 0.48}], faces=PIXELATE)
+    (result,) = render_manifest(path)
+    out = rgb_frames(result.path)
+    return [(i, d) for i in (0, len(out) // 2, len(out) - 1) for d in full.detect(out[i])], result
+
+
 @pytest.mark.parametrize("rule", ["source-relative", "fixed-960"])
 def test_small_faces_in_a_wide_shot_are_masked(tmp_path, write_manifest, render_manifest, rule, monkeypatch):
     """Faces of 16-24 px in a 1080p picture are masked; a fixed 960 px analysis missed the smaller ones.
@@ -92,17 +106,10 @@ def test_small_faces_in_a_wide_shot_are_masked(tmp_path, write_manifest, render_
 
     if rule == "fixed-960":
         # What the analysis did before: the check below must fail on it, or it proves nothing.
-        monkeypatch.setattr(clipper.analyze, "SMALLEST_FACE_PX", 10**6)
-    src, boxes = faces_still_video(tmp_path / "wide.mp4", size=(1920, 1080), face_px=[16, 18, 20, 24], frames=12)
-    full = CenterFace()  # full resolution: finds every one of these faces in the source
-    source = rgb_frames(src)[0]
-    assert all(any(abs(d.x0 - x) < 6 and abs(d.y0 - y) < 8 for d in full.detect(source)) for x, y, _, _ in boxes)
-    path = write_manifest(
-        {"a": "wide.mp4"}, [{"source": "a", "in": 0, "out": 0.48}], platforms=["youtube"], faces=PIXELATE
+        monkeypatch.setattr(clipper.analyze, "frame_width", lambda width, floor_px=0: min(width, 960))
+    leaks, result = _leaks_of_small_faces(
+        tmp_path, write_manifest, render_manifest, size=(1920, 1080), face_px=[16, 18, 20, 24]
     )
-    (result,) = render_manifest(path)
-    out = rgb_frames(result.path)
-    leaks = [(i, d) for i in (0, len(out) // 2, len(out) - 1) for d in full.detect(out[i])]
     if rule == "fixed-960":
         assert leaks, "the fixed width found these faces after all: this test no longer tells the rules apart"
         return
@@ -121,21 +128,16 @@ def test_small_faces_on_a_busy_background_are_masked(
     The old 14 px floor was measured on a plain grey picture; on busy ones CenterFace found 72 % of faces 14 px wide
     and 97 % at 20 px, and a 720p render analysed at 960 px published these faces.
     """
-    import clipper.faces.detect
+    import clipper.analyze
 
     if rule == "floor-14":
-        # The rule before: the check below must fail on it, or it proves nothing.
-        monkeypatch.setattr(clipper.faces.detect, "FLOOR_PX", {"f32": 14, "bf16": 15})
-    src, boxes = faces_still_video(
-        tmp_path / "wide.mp4", size=(1280, 720), face_px=[20, 20, 20, 24], frames=12, background=background
+        # The rule before (70 % of the width, at least 960 px): the check below must fail on it, or it proves nothing.
+        monkeypatch.setattr(
+            clipper.analyze, "frame_width", lambda width, floor_px=0: min(width, max(960, math.ceil(width * 0.7)))
+        )
+    leaks, _ = _leaks_of_small_faces(
+        tmp_path, write_manifest, render_manifest, size=(1280, 720), face_px=[20, 20, 20, 24], background=background
     )
-    full = CenterFace(precision="f32")  # full resolution: finds every one of these faces in the source
-    source = rgb_frames(src)[0]
-    assert all(any(abs(d.x0 - x) < 6 and abs(d.y0 - y) < 8 for d in full.detect(source)) for x, y, _, _ in boxes)
-    path = write_manifest({"a": "wide.mp4"}, [{"source": "a", "in": 0, "out": 0.48}], faces=PIXELATE)
-    (result,) = render_manifest(path)
-    out = rgb_frames(result.path)
-    leaks = [(i, d) for i in (0, len(out) // 2, len(out) - 1) for d in full.detect(out[i])]
     if rule == "floor-14":
         assert leaks, "the old floor found these faces after all: this test no longer tells the rules apart"
         return

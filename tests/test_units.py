@@ -563,26 +563,23 @@ def test_ffmpeg_logs_drop_every_tag_even_one_holding_a_line_separator():
 
 
 @pytest.mark.parametrize(
-    ("display_width", "base", "floor", "expected"),
+    ("display_width", "floor", "expected"),
     [
-        (640, 960, 14, 640),  # never scaled up
-        (1280, 960, 14, 960),  # a floor below the smallest face: the base width sees 20 px faces at 15 px
-        (1371, 960, 14, 960),
-        (1372, 960, 14, 961),  # from here the smallest face needs more than the base width
-        (1920, 960, 14, 1344),
-        (1920, 960, 15, 1440),
-        (3840, 960, 14, 2688),
-        (3840, 3000, 14, 3000),  # a wider base (CLIPPER_ANALYSIS_WIDTH) is kept
-        (3840, None, 14, 3840),  # 0 in CLIPPER_ANALYSIS_WIDTH: full resolution
-        (1280, 960, 20, 1280),  # the floor measured in front of texture: every source at its own width
-        (1920, 960, 20, 1920),
-        (3840, 960, 20, 3840),
+        (640, 14, 448),  # a floor below the smallest face: scaled by floor / 20
+        (1920, 14, 1344),
+        (1920, 15, 1440),
+        (1921, 14, 1345),  # rounded up: the smallest face never lands below the floor
+        (3840, 14, 2688),
+        (640, 20, 640),  # the floor measured in front of texture: every source at its own width
+        (1280, 20, 1280),
+        (3840, 20, 3840),
+        (1280, 24, 1280),  # never scaled up
     ],
 )
-def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_width, base, floor, expected):
+def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_width, floor, expected):
     from clipper.analyze import SMALLEST_FACE_PX, frame_width
 
-    width = frame_width(display_width, base, floor)
+    width = frame_width(display_width, floor)
     assert width == expected
     assert SMALLEST_FACE_PX * width / display_width >= floor - 1e-9 or width == display_width
 
@@ -590,12 +587,12 @@ def test_analysis_width_sees_the_smallest_face_at_the_detectors_floor(display_wi
 @pytest.mark.parametrize("display_width", [1280, 1371, 1920, 3840])
 def test_every_source_is_analysed_at_its_own_width_for_the_smallest_face(display_width):
     """The detector's floor, measured in front of texture, is the smallest face itself (20 px): no downscaling."""
-    from clipper.analyze import ANALYSIS_WIDTH, DETECTOR_FLOOR_PX, SMALLEST_FACE_PX, frame_width
+    from clipper.analyze import DETECTOR_FLOOR_PX, SMALLEST_FACE_PX, frame_width
     from clipper.faces.detect import CenterFace
 
     assert DETECTOR_FLOOR_PX == SMALLEST_FACE_PX
     for prec in ("f32", "bf16"):
-        assert frame_width(display_width, ANALYSIS_WIDTH, CenterFace(precision=prec).floor_px) == display_width
+        assert frame_width(display_width, CenterFace(precision=prec).floor_px) == display_width
     assert frame_width(display_width) == display_width
 
 

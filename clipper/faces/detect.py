@@ -82,8 +82,9 @@ PRECISIONS = ("f32", "bf16")
 # picture, where five faces were all found from there; in front of texture and scenes (scikit-image's coffee, cat,
 # rocket, brick, grass, gravel, Hubble field: 160 placements a size) CenterFace found 72 % at 14 px, 83 % at 16, 91 %
 # at 18, 97 % at 20 and all from 22, in f32 and bf16 alike, and 720p renders analysed at 960 px published 20 px faces
-# in front of brick and coffee. At 20 px, full resolution for the 20 px rule, it found all of them.
-FLOOR_PX = {"f32": 20, "bf16": 20}
+# in front of brick and coffee. At 20 px, full resolution for the 20 px rule, it found all of them. bf16 and f32
+# share it (above: never more than one placement of 160 apart).
+FLOOR_PX = 20
 
 
 @functools.cache
@@ -192,12 +193,14 @@ OUTPUT_CHANNELS = (1, 2, 2, 10)
 def _infer(threads: int, blob: np.ndarray, prec: str) -> list[np.ndarray]:
     """Run CenterFace on an NCHW float32 blob: heatmap, box sizes, offsets, landmarks, each checked."""
     out = _compiled(threads, blob.shape[2], blob.shape[3], prec).request().infer({0: blob})
-    outputs = [np.array(out[i]) for i in range(len(OUTPUT_CHANNELS))]
+    # infer() returns arrays of their own (not views of the request's buffers): no copy needed.
+    outputs = [np.asarray(out[i]) for i in range(len(OUTPUT_CHANNELS))]
     grid = (blob.shape[2] // STRIDE, blob.shape[3] // STRIDE)
     for i, (o, channels) in enumerate(zip(outputs, OUTPUT_CHANNELS, strict=True)):
-        # A runtime fault must not read as "no face": a NaN heatmap is never above the threshold.
+        # A runtime fault must not read as "no face": a NaN heatmap is never above the threshold. The landmarks are
+        # not used, so only their shape is checked.
         expected = (1, channels, *grid)
-        if o.shape != expected or not np.isfinite(o).all():
+        if o.shape != expected or (i < 3 and not np.isfinite(o).all()):
             what = f"of shape {o.shape}, expected {expected}" if o.shape != expected else "not finite"
             raise ClipperError(
                 f"the face detector's output {i} is {what}",
@@ -254,25 +257,28 @@ class CenterFace:
     threshold: float = DEFAULT_THRESHOLD
     width: int | None = None  # analysis width in pixels; None: full resolution
     threads: int = 1
-    precision: str | None = None  # "f32" or "bf16"; None: precision() (the environment, else the CPU's best)
+    # "f32" or "bf16"; None: precision() (the environment, else the CPU's best), settled when the detector is made so
+    # that its cache identity and its inference always name the same.
+    precision: str | None = None
 
     def __post_init__(self) -> None:
-        if self.precision is not None and self.precision not in PRECISIONS:
+        if self.precision is None:
+            object.__setattr__(self, "precision", precision())
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
     @property
     def floor_px(self) -> int:
         """The smallest face, in pixels of what the model sees, this detector is relied on to find (with `width`, of
         the downscaled copy)."""
-        return FLOOR_PX[self.precision or precision()]
+        return FLOOR_PX
 
     @property
     def id(self) -> str:
         """Names the detector, its model and its settings: part of the face-track cache key."""
         # f32 names no precision: its boxes are those of the onnxruntime build cached before (within 1e-5).
-        prec = self.precision or precision()
         return f"centerface-{_model_sha256()[:16]}-t{self.threshold}-w{self.width or 'full'}" + (
-            "" if prec == "f32" else f"-{prec}"
+            "" if self.precision == "f32" else f"-{self.precision}"
         )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -290,7 +296,7 @@ class CenterFace:
         # Zero-padded at the bottom and right (stretching would distort faces); raw 0..255 RGB, NCHW.
         blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
         blob[0, :, :ah, :aw] = rgb.transpose(2, 0, 1)
-        heat, size, offset, _landmarks = _infer(max(1, self.threads), blob, self.precision or precision())
+        heat, size, offset, _landmarks = _infer(max(1, self.threads), blob, self.precision)
         heat = heat[0, 0]
         ii, jj = np.nonzero(heat > self.threshold)
         if ii.size == 0:
