@@ -208,7 +208,10 @@ def analyze_faces(
             in_frame=seg.in_frame,
             out_frame=seg.out_frame,
             fps=str(plan.fps),
-            detector_id=f"{detector.id}-at{width}-stride{stride}" + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else ""),
+            # A deinterlaced source is analysed on other pictures than before deinterlacing was added.
+            detector_id=f"{detector.id}-at{width}-stride{stride}"
+            + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else "")
+            + (f"-deint-{seg.interlace}" if seg.interlace else ""),
         )
         hit = cache.load(key) if cache is not None else None
         if hit is not None and len(hit.detections) != seg.out_frames:

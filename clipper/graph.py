@@ -313,7 +313,13 @@ def pad_bands(src_w: int, src_h: int, out_w: int, out_h: int) -> list[tuple[int,
 
 def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     """One cut's frames at the clip's rate, square pixels, full resolution: what analysis and masks see."""
-    v = stream.video.filter("setpts", "PTS-STARTPTS")
+    v = stream.video
+    if seg.interlace:
+        # An interlaced frame holds two moments, a line apart: shown as it is, anything moving is combed, and
+        # scaling blends the two. Each frame becomes one progressive frame (bwdif, frame for frame: counts and cut
+        # points unchanged) before anything looks at it, so masks are placed on, and drawn over, the same picture.
+        v = v.filter("bwdif", **deinterlace_options(seg.interlace))
+    v = v.filter("setpts", "PTS-STARTPTS")
     # Constant rate before anything is counted: variable-rate sources get frames repeated or dropped here.
     v = v.filter("fps", fps=str(plan.fps))
     # A container's duration can promise a frame or two more than its stream delivers (MKV rounds it): a cut
@@ -325,6 +331,16 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     # graph then: reinit_filter 0). A no-op for frames already that size.
     v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")
     return v.filter("setsar", 1)
+
+
+def deinterlace_options(interlace: str) -> dict[str, str]:
+    """bwdif's options for a source scanned as MediaFacts.interlace says (frame for frame, never field rate)."""
+    if interlace == "flagged":
+        # The decoder marks each interlaced frame and its field order; progressive frames among them pass as they are.
+        return {"mode": "send_frame", "parity": "auto", "deint": "interlaced"}
+    if interlace in ("tff", "bff"):
+        return {"mode": "send_frame", "parity": interlace, "deint": "all"}
+    raise ValueError(f"unknown interlace {interlace!r}")
 
 
 def _masked_regions(v, seg: SegmentPlan, plan: RenderPlan):

@@ -40,6 +40,9 @@ class MediaFacts:
     video_start_s: float = 0.0
     channel_layout: str | None = None  # ffmpeg's name ("stereo", "5.1"); "30 channels" when it has none
     audio_streams: int = 0  # sound tracks in the file; clipper uses the first
+    # How the picture is scanned (see `interlace`): "" progressive; "flagged" the decoder marks interlaced frames
+    # (each with its own field order); "tff"/"bff" the stream declares every frame interlaced, this field first.
+    interlace: str = ""
 
     @property
     def display_width(self) -> int:
@@ -171,6 +174,7 @@ def probe(path: Path) -> MediaFacts:
             ) from None
         # PyAV reports counter-clockwise display rotation as negative degrees; normalise to clockwise.
         rotation = (-rotation) % 360 if rotation else 0
+        scan = interlace(int(getattr(cc, "field_order", 0) or 0), bool(getattr(frame, "interlaced_frame", False)))
         a = container.streams.audio[0] if container.streams.audio else None
         if a is not None and a.codec_context is None:
             raise MediaError(
@@ -202,7 +206,21 @@ def probe(path: Path) -> MediaFacts:
             video_start_s=float(v.start_time * v.time_base) if v.start_time is not None else 0.0,
             channel_layout=a.codec_context.layout.name if a else None,
             audio_streams=len(container.streams.audio),
+            interlace=scan,
         )
+
+
+# FFmpeg's AVFieldOrder: which field is coded first, which shown first. Shown first is what deinterlacing needs.
+_FIELD_SHOWN_FIRST = {2: "tff", 3: "bff", 4: "bff", 5: "tff"}  # TT, BB, TB (bottom shown first), BT (top first)
+
+
+def interlace(field_order: int, first_frame_interlaced: bool) -> str:
+    """How a stream is scanned, for deinterlacing: "" progressive, "flagged" (the decoder marks each interlaced
+    frame and its field order: H.264, MPEG-2), or the field shown first ("tff"/"bff") of a stream that declares
+    every frame interlaced but whose decoder marks none (some DV and ProRes files)."""
+    if first_frame_interlaced:
+        return "flagged"
+    return _FIELD_SHOWN_FIRST.get(field_order, "")
 
 
 _STANDARD_RATES = [Fraction(n, d) for n, d in ((24000, 1001), (30000, 1001), (60000, 1001), (120000, 1001))] + [

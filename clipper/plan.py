@@ -45,6 +45,7 @@ class SegmentPlan:
     video_offset_s: Fraction = Fraction(0)
     sample_rate: int | None = None  # the source's audio rate (None: no audio)
     unnamed_channels: int = 0  # channels of a sound with no named layout (ffmpeg cannot downmix it by itself)
+    interlace: str = ""  # MediaFacts.interlace: "" progressive, else how its frames are deinterlaced
 
     @property
     def in_s(self) -> Fraction:
@@ -309,6 +310,7 @@ def plan_clip(
                 video_offset_s=video_lead(f),
                 sample_rate=f.sample_rate,
                 unnamed_channels=(f.channels or 0) if (f.channel_layout or "").endswith(" channels") else 0,
+                interlace=f.interlace,
             )
         )
         clip_frame += n_out

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import av
 import pytest
-from media import click_times, numbered_video, read_frame_numbers, read_frames
+from media import click_times, ffmpeg_run, numbered_video, read_frame_numbers, read_frames
+
+from clipper.media import probe
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +112,26 @@ def test_rotated_source_is_shown_upright(tmp_path, write_manifest, render_manife
     with av.open(str(result.path)) as c:
         s = c.streams.video[0]
         assert (s.codec_context.width, s.codec_context.height) == (720, 1280)
+
+
+@pytest.mark.parametrize("scan", ["coded", "declared"])
+def test_interlaced_source_keeps_frame_exact_cuts(tmp_path, write_manifest, render_manifest, scan):
+    """Deinterlacing is frame for frame: cuts land on the same frames. "coded": x264 coded it as fields, the decoder
+    flags every frame; "declared": the container says top field first and the decoder flags nothing."""
+    plain = numbered_video(tmp_path / "plain.mp4", frames=75, fps="25", audio=False)
+    if scan == "coded":
+        src = tmp_path / "src.mp4"
+        interlaced = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-flags", "+ildct+ilme"]
+        ffmpeg_run(["-i", str(plain), *interlaced, "-x264-params", "tff=1", str(src)])
+    else:
+        src = tmp_path / "src.mkv"
+        ffmpeg_run(["-i", str(plain), "-c:v", "copy", "-field_order", "tt", str(src)])
+    assert probe(src).interlace == {"coded": "flagged", "declared": "tff"}[scan]
+    m = write_manifest(
+        {"cam": src.name}, [{"source": "cam", "in": 0.4, "out": 2.0}, {"source": "cam", "in": 2.6, "out": 3}]
+    )
+    [result] = render_manifest(m)
+    assert read_frame_numbers(result.path) == list(range(10, 50)) + list(range(65, 75))
 
 
 def test_odd_sized_source_renders(tmp_path, write_manifest, render_manifest):
