@@ -329,8 +329,33 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     # Every frame at the probed display size: square pixels, and a stream whose picture size changes midway (a
     # video call, a DVR recording) keeps the size its masks were placed for (the input does not rebuild this
     # graph then: reinit_filter 0). A no-op for frames already that size.
-    v = v.filter("scale", seg.display_width, seg.display_height, flags="bicubic")
+    if seg.hdr:
+        v = _tone_mapped(v, seg)
+    # BT.709, what every output is (and says it is): an SD picture's BT.601 colours would shift on players
+    # (a red 200,30,30 shown as 213,46,28). A no-op for BT.709 pictures.
+    v = v.filter(
+        "scale",
+        seg.display_width,
+        seg.display_height,
+        flags="bicubic",
+        in_color_matrix=seg.matrix or "auto",
+        out_color_matrix="bt709",
+    )
     return v.filter("setsar", 1)
+
+
+# HDR to SDR (a phone's HLG, HDR10's PQ): shown as it is, an HDR picture comes out grey and washed out on every
+# SDR screen. Linear light (100 nits as 1.0), BT.709 primaries, Hable's curve for highlights (desaturating
+# nothing), then BT.709's transfer and matrix, limited range.
+def _tone_mapped(v, seg: SegmentPlan):
+    transfer_in = {"pq": "smpte2084", "hlg": "arib-std-b67"}[seg.hdr]
+    matrix_in = {"bt2020": "2020_ncl", "bt709": "709", "smpte170m": "170m", "bt470": "470bg"}.get(
+        seg.matrix, "2020_ncl"
+    )
+    v = v.filter("zscale", tin=transfer_in, pin=seg.primaries or "bt2020", min=matrix_in, t="linear", npl=100)
+    v = v.filter("format", "gbrpf32le").filter("zscale", p="bt709")
+    v = v.filter("tonemap", tonemap="hable", desat=0)
+    return v.filter("zscale", t="bt709", m="bt709", r="tv").filter("format", "yuv420p")
 
 
 def deinterlace_options(interlace: str) -> dict[str, str]:
@@ -414,7 +439,8 @@ def _piped_video(plan: RenderPlan, variant: Variant, layout: PipeLayout, reframe
     """The clip's (masked) cuts read back from stdin, each cut taken off the canvas and reframed."""
     cw, ch = layout.canvas
     src = _input("pipe:0", f="rawvideo", pix_fmt="yuv420p", s=f"{cw}x{ch}", framerate=str(plan.fps))
-    v = src.video
+    # Raw frames carry no colour: they are the decoder's BT.709 limited-range pictures (_segment_picture).
+    v = src.video.filter("setparams", **BT709)
     n = len(plan.segments)
     splits = v.filter_multi_output("split", n) if n > 1 else None
     parts = []
@@ -431,10 +457,16 @@ def _piped_video(plan: RenderPlan, variant: Variant, layout: PipeLayout, reframe
     return parts[0] if n == 1 else ffmpeg.concat(*parts, v=1, a=0)
 
 
+# What every output is, and is tagged as: BT.709 primaries, transfer and matrix, limited range.
+BT709 = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "range": "tv"}
+
+
 def _to_output_format(v):
-    """Square pixels, 4:2:0, limited (TV) range: full-range sources (JPEG-style yuvj, GIF, PNG) are converted,
-    since players and platforms assume limited range for H.264 unless told otherwise."""
-    return v.filter("setsar", 1).filter("scale", out_range="tv").filter("format", "yuv420p")
+    """Square pixels, 4:2:0, BT.709, limited (TV) range: full-range sources (JPEG-style yuvj, GIF, PNG) are
+    converted, since players and platforms assume limited range for H.264 unless told otherwise; RGB pictures
+    (cards) are converted with BT.709's matrix (scale's default is BT.601: a red card came out orange)."""
+    v = v.filter("setsar", 1).filter("scale", out_range="tv", out_color_matrix="bt709").filter("format", "yuv420p")
+    return v.filter("setparams", **BT709)
 
 
 def _card_video(png: Path, frames: int, fps: Fraction):
@@ -449,6 +481,8 @@ def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
     img = _input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
     if logo.opacity < 1:
         img = img.filter("colorchannelmixer", aa=logo.opacity)
+    # Converted here with BT.709's matrix: the overlay's own conversion would use BT.601's.
+    img = img.filter("scale", out_range="tv", out_color_matrix="bt709").filter("format", "yuva420p")
     x = f"{m}" if logo.corner.endswith("left") else f"W-w-{m}"
     y = f"{m}" if logo.corner.startswith("top") else f"H-h-{m}"
     return ffmpeg.overlay(v, img, x=x, y=y, shortest=1, format="auto")
@@ -570,6 +604,11 @@ def render_cmd(
         "ar": AUDIO_RATE,
         "ac": AUDIO_CHANNELS,
         "movflags": "+faststart",
+        # Said, not left to players' guesses (which differ by picture size).
+        "color_primaries": "bt709",
+        "color_trc": "bt709",
+        "colorspace": "bt709",
+        "color_range": "tv",
         # Nothing of the source travels: no global or stream tags, no chapters, no encoder names,
         # and no x264 SEI (it spells out the encoder build and every setting).
         "map_metadata": -1,

@@ -43,6 +43,11 @@ class MediaFacts:
     # How the picture is scanned (see `interlace`): "" progressive; "flagged" the decoder marks interlaced frames
     # (each with its own field order); "tff"/"bff" the stream declares every frame interlaced, this field first.
     interlace: str = ""
+    # The picture's colour, read as a player would (see `colour`): its YCbCr matrix as ffmpeg's scale names it (""
+    # for RGB pictures, which have none), and "pq"/"hlg" for an HDR transfer, "" for SDR.
+    matrix: str = "bt709"
+    hdr: str = ""
+    primaries: str = ""  # zscale's name for an HDR picture's primaries (bt2020 from phones); "" for SDR
 
     @property
     def display_width(self) -> int:
@@ -175,6 +180,7 @@ def probe(path: Path) -> MediaFacts:
         # PyAV reports counter-clockwise display rotation as negative degrees; normalise to clockwise.
         rotation = (-rotation) % 360 if rotation else 0
         scan = interlace(int(getattr(cc, "field_order", 0) or 0), bool(getattr(frame, "interlaced_frame", False)))
+        matrix, hdr, primaries = colour(frame, cc)
         a = container.streams.audio[0] if container.streams.audio else None
         if a is not None and a.codec_context is None:
             raise MediaError(
@@ -207,7 +213,39 @@ def probe(path: Path) -> MediaFacts:
             channel_layout=a.codec_context.layout.name if a else None,
             audio_streams=len(container.streams.audio),
             interlace=scan,
+            matrix=matrix,
+            hdr=hdr,
+            primaries=primaries,
         )
+
+
+# FFmpeg's AVColorSpace, as the scale filter's in_color_matrix names it (YCgCo and unknown ones are not named).
+_MATRIX = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+_HDR_TRANSFER = {16: "pq", 18: "hlg"}  # AVColorTransferCharacteristic: SMPTE ST 2084, ARIB STD-B67
+_PRIMARIES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 12: "smpte432"}  # as zscale names them
+
+
+def colour(frame: object, cc: object) -> tuple[str, str, str]:
+    """(matrix, hdr, primaries) of a picture as a player shows it, from its first frame (else its stream).
+
+    An untagged YCbCr picture is read as players read it: BT.601 below 720 lines (SD), BT.709 from there.
+    """
+
+    def tag(name: str) -> int:
+        value = getattr(frame, name, None)
+        if value in (None, 2):  # 2: unspecified, in all three enums
+            value = getattr(cc, name, None)
+        return int(value or 0)
+
+    pix_fmt = str(getattr(cc, "pix_fmt", "") or "")
+    if pix_fmt.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "pal8", "gray", "ya8", "ya16")):
+        matrix = ""  # no chroma to convert
+    else:
+        height = int(getattr(cc, "height", 0) or 0)
+        matrix = _MATRIX.get(tag("colorspace"), "bt601" if height < 720 else "bt709")
+    hdr = _HDR_TRANSFER.get(tag("color_trc"), "")
+    primaries = _PRIMARIES.get(tag("color_primaries"), "bt2020") if hdr else ""
+    return matrix, hdr, primaries
 
 
 # FFmpeg's AVFieldOrder: which field is coded first, which shown first. Shown first is what deinterlacing needs.

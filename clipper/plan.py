@@ -46,6 +46,9 @@ class SegmentPlan:
     sample_rate: int | None = None  # the source's audio rate (None: no audio)
     unnamed_channels: int = 0  # channels of a sound with no named layout (ffmpeg cannot downmix it by itself)
     interlace: str = ""  # MediaFacts.interlace: "" progressive, else how its frames are deinterlaced
+    matrix: str = "bt709"  # MediaFacts.matrix: the picture's YCbCr matrix ("" for RGB); made BT.709 on decoding
+    hdr: str = ""  # MediaFacts.hdr: "pq" or "hlg" for a picture tone-mapped to SDR on decoding
+    primaries: str = ""  # MediaFacts.primaries, for an HDR picture
 
     @property
     def in_s(self) -> Fraction:
@@ -311,6 +314,9 @@ def plan_clip(
                 sample_rate=f.sample_rate,
                 unnamed_channels=(f.channels or 0) if (f.channel_layout or "").endswith(" channels") else 0,
                 interlace=f.interlace,
+                matrix=f.matrix,
+                hdr=f.hdr,
+                primaries=f.primaries,
             )
         )
         clip_frame += n_out

@@ -201,7 +201,17 @@ def verify_output(path: Path, exp: Expectation) -> CheckReport:
         frames = v.frames
         a = c.streams.audio[0] if c.streams.audio else None
         audio = (a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels, a.profile) if a else None
+        first = next(c.decode(v), None)
+        # AVColorPrimaries/Transfer/Space 1 is BT.709 in all three; 1 of color_range is limited (TV).
+        colour = tuple(int(getattr(first, k, 0) or 0) for k in ("color_primaries", "color_trc", "colorspace"))
+        colour_range = int(getattr(first, "color_range", 0) or 0)
     r.check("profile", profile == "High", profile, "High")
+    r.check(
+        "colour",
+        colour == (1, 1, 1) and colour_range == 1,
+        f"{colour} range {colour_range}",
+        "BT.709 (1, 1, 1), limited",
+    )
     r.check("frames", frames == exp.frames, frames, exp.frames)
     expected_s = float(exp.frames / exp.fps)
     r.check(

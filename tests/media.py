@@ -587,3 +587,57 @@ def rgb_frames(path: Path) -> list[np.ndarray]:
     """Every decoded frame of a video as an H×W×3 RGB array."""
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def player_rgb(path: Path, index: int = 0) -> np.ndarray:
+    """Frame `index` as a player shows an H.264 file tagged BT.709 (limited range, BT.709 matrix), computed from
+    the planes here (a reader's own YUV-to-RGB choice would hide a matrix mismatch); and its colour tags."""
+    with av.open(str(path)) as container:
+        frame = next(f for i, f in enumerate(container.decode(video=0)) if i == index)
+        planes = frame.to_ndarray(format="yuv420p").astype(np.float64)
+    h, w = frame.height, frame.width
+    y = planes[:h]
+    u = planes[h : h + h // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
+    v = planes[h + h // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
+    kr, kb = 0.2126, 0.0722
+    luma, cb, cr = (y - 16) / 219, (u - 128) / 224, (v - 128) / 224
+    r, b = luma + 2 * (1 - kr) * cr, luma + 2 * (1 - kb) * cb
+    g = (luma - kr * r - kb * b) / (1 - kr - kb)
+    return np.clip(np.stack([r, g, b], axis=-1) * 255, 0, 255)
+
+
+def colour_tags(path: Path) -> tuple[str, str, str]:
+    """A video's (primaries, transfer, matrix) tags as ffmpeg names them ("unknown" when untagged)."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    names = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 16: "smpte2084", 18: "arib-std-b67"}
+    return tuple(names.get(int(x), str(x)) for x in (frame.color_primaries, frame.color_trc, frame.colorspace))
+
+
+def red_and_grey_video(
+    path: Path, *, size: tuple[int, int], transfer: str | None = None, tag: str | None = None
+) -> Path:
+    """Write a 1 s video whose left half is red (200, 30, 30) and right half grey (128): SDR coded with the matrix
+    players assume for its size, or tagged `tag` ("smpte170m", "bt709"); or, with `transfer` ("smpte2084" for PQ,
+    "arib-std-b67" for HLG), HDR as a phone writes it (BT.2020, 10-bit HEVC, SDR white at 203 nits)."""
+    width, height = size
+    matrix = tag or ("bt709" if height >= 720 else "smpte170m")
+    scale_matrix = {"smpte170m": "bt601", "bt709": "bt709"}[matrix]
+    half = f"s={width // 2}x{height}:r=25:d=1"
+    source = f"color=c=0xc81e1e:{half}[l];color=c=0x808080:{half}[r];[l][r]hstack"
+    if transfer is None:
+        vf = f"scale=out_color_matrix={scale_matrix}:out_range=tv,format=yuv420p"
+        if not tag:
+            vf += ",setparams=colorspace=unknown:color_primaries=unknown:color_trc=unknown"
+        tags = ["-colorspace", matrix, "-color_primaries", matrix, "-color_trc", matrix] if tag else []
+        ffmpeg_run(["-f", "lavfi", "-i", source, "-vf", vf, "-c:v", "libx264", "-crf", "10", *tags, str(path)])
+        return Path(path)
+    vf = (
+        "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=pc,"
+        "zscale=t=linear:npl=100,format=gbrpf32le,"
+        f"zscale=p=bt2020:t={transfer}:m=bt2020nc:r=tv:npl=203,format=yuv420p10le"
+    )
+    x265 = f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"
+    args = ["-f", "lavfi", "-i", source, "-vf", vf, "-c:v", "libx265", "-crf", "10", "-x265-params", x265]
+    ffmpeg_run([*args, "-tag:v", "hvc1", str(path)])
+    return Path(path)
