@@ -481,7 +481,8 @@ def _logo(v, logo: LogoPlan, out_w: int, out_h: int):
     img = _input(str(logo.path), loop=1).filter("scale", lw, -1, flags="bicubic").filter("format", "rgba")
     if logo.opacity < 1:
         img = img.filter("colorchannelmixer", aa=logo.opacity)
-    # Converted here with BT.709's matrix: the overlay's own conversion would use BT.601's.
+    # Converted here, BT.709 and limited range like the clip: left to the overlay, its conversion shifted the whole
+    # picture by more than a level.
     img = img.filter("scale", out_range="tv", out_color_matrix="bt709").filter("format", "yuva420p")
     x = f"{m}" if logo.corner.endswith("left") else f"W-w-{m}"
     y = f"{m}" if logo.corner.startswith("top") else f"H-h-{m}"

@@ -67,3 +67,30 @@ def test_an_hdr_source_is_tone_mapped_to_sdr(tmp_path, write_manifest, render_ma
     red, grey = _halves(player_rgb(result.path, 5))
     assert red[0] - max(red[1], red[2]) > 120, f"the red is washed out: {red}"
     assert np.ptp(grey) <= 4 and 90 <= grey.mean() <= 140, f"the grey is not a mid grey: {grey}"
+
+
+def test_the_logo_reaches_the_player_in_its_own_colours(tmp_path, write_manifest, render_manifest):
+    """The logo is an RGBA picture laid over the clip: in its place and its colour, and the clip around it and
+    under its transparent part as it was (the overlay's own conversion shifted the whole picture by a level)."""
+    from PIL import Image
+
+    blue = (40, 90, 220)
+    logo = np.zeros((100, 200, 4), np.uint8)
+    logo[:, :100] = (*blue, 255)  # left half opaque, right half transparent
+    Image.fromarray(logo).save(tmp_path / "logo.png")
+    red_and_grey_video(tmp_path / "src.mp4", size=(1280, 720))
+    cards = {"logo": {"file": "logo.png", "corner": "top-right", "width": 0.25, "opacity": 1.0}}
+    path = write_manifest({"a": "src.mp4"}, [{"source": "a", "in": 0, "out": 0.8}], cards=cards)
+    (result,) = render_manifest(path)
+    rgb = player_rgb(result.path, 5)
+    # 0.25 of 1280 px: 320x160 px over the grey half, its margin from the top-right corner a few per cent.
+    columns = 640 + np.flatnonzero(np.abs(rgb[100, 640:] - blue).max(axis=1) <= 5)
+    assert columns.size > 140, "no logo in its colour in the top-right quarter"
+    assert np.abs(rgb[60:120, columns.min() + 10 : columns.min() + 150].mean(axis=(0, 1)) - blue).max() <= 5
+    source = player_rgb(tmp_path / "src.mp4", 5)
+    for what, rows, cols in [
+        ("the transparent half", slice(60, 120), slice(columns.max() + 10, columns.max() + 140)),
+        ("the clip below the logo", slice(500, 700), slice(700, 1200)),
+    ]:
+        seen, was = rgb[rows, cols].mean(axis=(0, 1)), source[rows, cols].mean(axis=(0, 1))
+        assert np.abs(seen - was).max() <= 0.6, f"{what} does not show the clip as it was: {seen} against {was}"
