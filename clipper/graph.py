@@ -330,15 +330,16 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     # video call, a DVR recording) keeps the size its masks were placed for (the input does not rebuild this
     # graph then: reinit_filter 0). A no-op for frames already that size.
     if seg.hdr:
-        v = _tone_mapped(v, seg)
+        v = _tone_mapped(v, seg)  # BT.709 from here
     # BT.709, what every output is (and says it is): an SD picture's BT.601 colours would shift on players
-    # (a red 200,30,30 shown as 213,46,28). A no-op for BT.709 pictures.
+    # (a red 200,30,30 shown as 213,46,28). A no-op for BT.709 pictures; RGB ones are converted to YUV later, with
+    # BT.709's matrix too.
     v = v.filter(
         "scale",
         seg.display_width,
         seg.display_height,
         flags="bicubic",
-        in_color_matrix=seg.matrix or "auto",
+        in_color_matrix="bt709" if seg.hdr else (seg.matrix or "auto"),
         out_color_matrix="bt709",
     )
     return v.filter("setsar", 1)
@@ -426,7 +427,7 @@ def decode_cmd(plan: RenderPlan, layout: PipeLayout) -> list[str]:
     for seg in plan.segments:
         stream, _ = _segment_inputs(seg, video=True, audio=False)
         v = _masked_regions(_segment_picture(stream, seg, plan), seg, plan)
-        v = v.filter("scale", out_range="tv").filter("format", "yuv420p")
+        v = v.filter("scale", out_range="tv", out_color_matrix="bt709").filter("format", "yuv420p")
         if (seg.display_width, seg.display_height) != (cw, ch):
             v = v.filter("pad", cw, ch, 0, 0, color="black")
         parts.append(v)

@@ -615,16 +615,20 @@ def colour_tags(path: Path) -> tuple[str, str, str]:
 
 
 def red_and_grey_video(
-    path: Path, *, size: tuple[int, int], transfer: str | None = None, tag: str | None = None
+    path: Path, *, size: tuple[int, int], transfer: str | None = None, tag: str | None = None, rgb: bool = False
 ) -> Path:
     """Write a 1 s video whose left half is red (200, 30, 30) and right half grey (128): SDR coded with the matrix
     players assume for its size, or tagged `tag` ("smpte170m", "bt709"); or, with `transfer` ("smpte2084" for PQ,
-    "arib-std-b67" for HLG), HDR as a phone writes it (BT.2020, 10-bit HEVC, SDR white at 203 nits)."""
+    "arib-std-b67" for HLG), HDR as a phone writes it (BT.2020, 10-bit HEVC, SDR white at 203 nits); or, `rgb`,
+    in RGB (PNG frames in a QuickTime file, as screen recordings and some editors export)."""
     width, height = size
     matrix = tag or ("bt709" if height >= 720 else "smpte170m")
     scale_matrix = {"smpte170m": "bt601", "bt709": "bt709"}[matrix]
     half = f"s={width // 2}x{height}:r=25:d=1"
     source = f"color=c=0xc81e1e:{half}[l];color=c=0x808080:{half}[r];[l][r]hstack"
+    if rgb:
+        ffmpeg_run(["-f", "lavfi", "-i", source, "-vf", "format=rgb24", "-c:v", "png", str(path)])
+        return Path(path)
     if transfer is None:
         vf = f"scale=out_color_matrix={scale_matrix}:out_range=tv,format=yuv420p"
         if not tag:
@@ -633,7 +637,7 @@ def red_and_grey_video(
         ffmpeg_run(["-f", "lavfi", "-i", source, "-vf", vf, "-c:v", "libx264", "-crf", "10", *tags, str(path)])
         return Path(path)
     vf = (
-        "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=pc,"
+        "format=gbrp,setparams=color_primaries=bt709:color_trc=bt709:colorspace=gbr:range=pc,"
         "zscale=t=linear:npl=100,format=gbrpf32le,"
         f"zscale=p=bt2020:t={transfer}:m=bt2020nc:r=tv:npl=203,format=yuv420p10le"
     )

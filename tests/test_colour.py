@@ -28,13 +28,18 @@ def _halves(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pytest.param((640, 480), "smpte170m", id="sd-bt601-tagged"),
         pytest.param((1280, 720), "smpte170m", id="hd-bt601-tagged"),
         pytest.param((1280, 720), None, id="hd-untagged"),
+        pytest.param((1280, 720), "rgb", id="hd-rgb"),
     ],
 )
 def test_a_source_s_colours_reach_the_player_unchanged(tmp_path, write_manifest, render_manifest, size, tag):
     """A BT.601 picture (SD cameras, DV) is converted to BT.709, the output says BT.709: a red 200,30,30 was shown
-    as 215,46,28 (passed through untagged, players read HD as BT.709)."""
-    red_and_grey_video(tmp_path / "src.mp4", size=size, tag=tag)
-    path = write_manifest({"a": "src.mp4"}, [{"source": "a", "in": 0, "out": 0.8}], reframe="letterbox")
+    as 215,46,28 (passed through untagged, players read HD as BT.709). An RGB picture is converted with BT.709's
+    matrix (it was converted with BT.601's, then said to be BT.709: 215,46,28 again)."""
+    name = "src.mov" if tag == "rgb" else "src.mp4"
+    red_and_grey_video(tmp_path / name, size=size, tag=None if tag == "rgb" else tag, rgb=tag == "rgb")
+    # Faces masked, as in every real manifest: the picture goes through the masking pipe.
+    cut = [{"source": "a", "in": 0, "out": 0.8}]
+    path = write_manifest({"a": name}, cut, reframe="letterbox", faces={"mode": "pixelate"})
     (result,) = render_manifest(path)
     assert colour_tags(result.path) == ("bt709", "bt709", "bt709")
     red, grey = _halves(player_rgb(result.path, 5)[:, 160:1120] if size == (640, 480) else player_rgb(result.path, 5))
@@ -61,11 +66,13 @@ def test_an_hdr_source_is_tone_mapped_to_sdr(tmp_path, write_manifest, render_ma
     except Exception as e:  # an ffmpeg without libx265 or zimg cannot write the source
         pytest.skip(f"cannot make an HDR source here: {e}")
     assert probe(tmp_path / "hdr.mp4").hdr == {"smpte2084": "pq", "arib-std-b67": "hlg"}[transfer]
-    path = write_manifest({"a": "hdr.mp4"}, [{"source": "a", "in": 0, "out": 0.8}])
+    path = write_manifest({"a": "hdr.mp4"}, [{"source": "a", "in": 0, "out": 0.8}], faces={"mode": "pixelate"})
     (result,) = render_manifest(path)
     assert colour_tags(result.path) == ("bt709", "bt709", "bt709")
     red, grey = _halves(player_rgb(result.path, 5))
+    # The tone-mapped red is darker than SDR's (Hable's curve) but as red: its hue and saturation are SDR's.
     assert red[0] - max(red[1], red[2]) > 120, f"the red is washed out: {red}"
+    assert abs(red[1] - red[2]) <= 6 and red[1] <= 0.25 * red[0], f"the red has turned: {red}"
     assert np.ptp(grey) <= 4 and 90 <= grey.mean() <= 140, f"the grey is not a mid grey: {grey}"
 
 
