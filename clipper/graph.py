@@ -18,8 +18,6 @@ from clipper.presets import (
     AUDIO_CHANNELS,
     AUDIO_RATE,
     GOP_SECONDS,
-    LOUDNESS_LUFS,
-    LOUDNESS_RANGE_LU,
     TRUE_PEAK_DBTP,
 )
 
@@ -580,11 +578,8 @@ def render_cmd(
         ],
         sound,
     )
-    if gain is not None:
+    if gain is not None:  # None: the clip is silent
         audio = _apply_gain(audio, gain)
-    elif variant.preview:
-        # Previews skip the measuring pass: one-pass loudnorm is close enough for a look.
-        audio = audio.filter("loudnorm", I=LOUDNESS_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU)
     audio = audio.filter("aresample", AUDIO_RATE).filter(
         "aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo"
     )

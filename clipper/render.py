@@ -427,11 +427,12 @@ def shared_work(
 ) -> SharedWork:
     """Do (or load from the cache) the work shared by every variant of a clip: a batch runs it once per manifest."""
     progress = progress or Progress()
-    preview = bool(plan.variants) and plan.variants[0].preview
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     sweep_cache_partials(cache_root(out_root))
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
-    gain = None if preview else cached_loudness(plan, cache_root(out_root), source_hashes, sound and sound.path)
+    # Previews too: the measurement is of the sound alone (a fraction of a second a minute), cached for the renders
+    # after them, and a guess would not do: one-pass loudnorm turned digital silence into NaN (the preview failed).
+    gain = cached_loudness(plan, cache_root(out_root), source_hashes, sound and sound.path)
     faces = None
     if plan.faces is not None:
         # Once per clip, shared by every variant (and by later runs and previews, through the cache).

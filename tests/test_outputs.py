@@ -545,3 +545,19 @@ def test_a_region_at_odd_pixels_hides_every_pixel_of_its_box(tmp_path, write_man
         edges = [np.median(step[:, c]) for c in (0, 1, 2, -3, -2, -1)]
         assert max(edges) < 40, f"frame {k}: a column at the box's edge shows the picture: {edges}"
         assert np.median(step) < 40, f"frame {k}: the box shows the picture"
+
+
+@pytest.mark.parametrize("sound", ["digital-silence", "no-sound-track"])
+def test_a_preview_of_a_silent_source_is_made(tmp_path, write_manifest, sound):
+    """A preview's sound is brought to loudness like a render's, measured first: the one-pass loudnorm previews used
+    turned digital silence into NaN, and the preview failed (ffmpeg exit 234) where the render worked."""
+    numbered_video(tmp_path / "src.mp4", frames=50, fps="25", audio=False)
+    if sound == "digital-silence":
+        args = ["-i", str(tmp_path / "src.mp4"), "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-shortest"]
+        ffmpeg_run([*args, "-c:v", "copy", "-c:a", "aac", str(tmp_path / "silent.mp4")])
+    name = "silent.mp4" if sound == "digital-silence" else "src.mp4"
+    m = write_manifest({"cam": name}, [{"source": "cam", "in": 0, "out": 1.6}])
+    [r] = render(prepare(m, preview=True), tmp_path / "out")
+    with av.open(str(r.path)) as c:
+        samples = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+    assert samples.size > 0 and np.isfinite(samples).all() and np.abs(samples).max() < 1e-4
