@@ -15,6 +15,7 @@ import av
 import pytest
 from conftest import manifest_text
 from media import tone_video
+from PIL import Image
 
 from clipper.batch.ledger import Ledger, ledger_path
 from clipper.batch.run import LocalExecutor, run_batch
@@ -372,13 +373,15 @@ def test_outputs_no_manifest_asks_for_any_more_are_withdrawn_even_when_the_fix_f
     assert run_batch([manifests], out, workers=1).rendered == 2
     assert sorted(p.name for p in (out / "clip0").glob("*.mp4")) == ["clip0.en.telegram.mp4", "clip0.fr.telegram.mp4"]
 
-    # The French translation named the man: the editor drops it. Its published file must go, not linger unlisted.
+    # The French translation named the man: the editor drops it. Its published file must go, not linger unlisted;
+    # so does a review sheet of the manifest as it was (`clipper review` writes it beside the outputs).
+    Image.new("RGB", (8, 8)).save(out / "clip0" / "clip0.review.png")
     doc.write_text(doc.read_text().replace("  - fr\n", ""))
     dropped = run_batch([manifests], out, workers=1)
-    assert dropped.withdrawn == ["clip0/clip0.fr.telegram.mp4"] and dropped.ok
+    assert dropped.withdrawn == ["clip0/clip0.fr.telegram.mp4", "clip0/clip0.review.png"] and dropped.ok
     assert sorted(p.name for p in (out / "clip0").iterdir()) == ["clip0.en.telegram.json", "clip0.en.telegram.mp4"]
     report = json.loads((out / "report.json").read_text())
-    assert report["withdrawn"] == ["clip0/clip0.fr.telegram.mp4"] and report["counts"] == {"done": 1}
+    assert report["withdrawn"] == dropped.withdrawn and report["counts"] == {"done": 1}
     assert "clip0/clip0.fr.telegram.mp4" in (out / "report.html").read_text()
     ledger = Ledger(ledger_path(out), readonly=True)
     assert [r.language for r in ledger.rows()] == ["en"]

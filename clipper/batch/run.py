@@ -473,10 +473,10 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
 
     Withdrawn: an output whose sidecar names no current job (a language or platform dropped, the manifest edited, a
     render or preview made outside the batch), the pieces of an output whose sidecar is gone (an interrupted
-    publish or withdrawal), a voice preview, outputs left where a manifest's id used to be, and every output of a
-    manifest that cannot be planned now (it may be the fix of what they show). An output left from before a fix
-    would stay published if the fix then failed (a name dropped from a caption, then a cue too long to draw: the old
-    file, name and all, stayed under its final name). The ledger forgets the rows of jobs no longer wanted.
+    publish or withdrawal), a voice preview, a review sheet, outputs left where a manifest's id used to be, and every
+    output of a manifest that cannot be planned now (it may be the fix of what they show). An output left from before
+    a fix would stay published if the fix then failed (a name dropped from a caption, then a cue too long to draw: the
+    old file, name and all, stayed under its final name). The ledger forgets the rows of jobs no longer wanted.
     """
     from clipper.render import OUTPUT_SUFFIXES, withdraw_output
 
@@ -497,10 +497,11 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
                     stale.add(folder / stem)
             elif (manifest_id, stem) not in current_stems:
                 stale.add(folder / stem)
-        voice = folder / f"{manifest_id}.voice.wav"
-        if voice.is_file():  # `preview --voice-only`, of the manifest as it was then
-            voice.unlink()
-            stale.add(folder / voice.name)
+        for kept in (f"{manifest_id}.voice.wav", f"{manifest_id}.review.png"):
+            # `preview --voice-only` and `review`, of the manifest as it was then: a look, not an output.
+            if (folder / kept).is_file():
+                (folder / kept).unlink()
+                stale.add(folder / kept)
     in_batch = {str(p.manifest) for p in planned}
     old_rows = [r for r in ledger.rows() if r.manifest in in_batch and r.identity not in current]
     for r in old_rows:  # where the manifest's id used to be; a manifest that cannot be planned now
@@ -510,9 +511,10 @@ def withdraw_superseded(ledger: Ledger, planned: list[PlannedManifest], out_root
             stale.add(folder / Path(r.output).stem)
     withdrawn = []
     for piece in sorted(stale):
-        if not piece.name.endswith(".wav"):  # a voice preview went above
+        looked_at = piece.name.endswith((".wav", ".png"))  # a voice preview or a review sheet: went above
+        if not looked_at:
             withdraw_output(piece.with_name(piece.name + ".mp4"))
-        name = piece.name if piece.name.endswith(".wav") else piece.name + ".mp4"
+        name = piece.name if looked_at else piece.name + ".mp4"
         withdrawn.append(f"{piece.parent.relative_to(out_root)}/{name}")
         log.warning("withdrew %s: no manifest of this batch asks for it as it is now", withdrawn[-1])
     ledger.forget([r.identity for r in old_rows])
