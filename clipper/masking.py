@@ -10,6 +10,7 @@ import numpy as np
 from clipper.analyze import FaceAnalysis
 from clipper.faces.follow import CropPath, plan_crop
 from clipper.faces.mask import BLACK_YUV, apply_masks_yuv420, yuv420_frame_bytes, yuv420_planes
+from clipper.faces.track import Detection, PixelBox
 from clipper.graph import PipeLayout, region_pixels
 from clipper.plan import RenderPlan
 
@@ -80,11 +81,59 @@ class FaceReframe:
         }
 
 
+def framing_boxes(detections: list[list[Detection]]) -> list[list[PixelBox]]:
+    """The faces to frame, per frame: the detections themselves (x, y, w, h), not the masks.
+
+    Masks are padded (twice the face across), held 15 frames around each sighting and grown on holds: framed on
+    them, a close-up's single face was wider than a 9:16 window (the variant fell back to pad-blur), and a hard
+    cut inside a source left the old face's hold beside the new face (two "faces" a frame apart). The masks are
+    drawn on the full frame before the window is cut, so framing on the faces shows nothing the masks hide.
+    """
+    return [
+        [(int(d.x0), int(d.y0), max(1, round(d.x1 - d.x0)), max(1, round(d.y1 - d.y0))) for d in frame]
+        for frame in detections
+    ]
+
+
+# How far beyond its box, in its own sizes a frame, a face may move between the frames it is seen in and still be
+# the same face to the window (a face 200 px wide crossing a 1080p frame in a second moves 0.4 of its size a frame
+# at 25 fps); at most this many frames apart count, so that a face gone for a while and back elsewhere is a jump.
+FACE_REACH_PER_FRAME = 0.5
+FACE_REACH_FRAMES = 3
+
+
+def framing_cuts(boxes: list[list[PixelBox]]) -> list[int]:
+    """Frames where the faces jump: no face is within reach of a face of the last frame faces were seen in.
+
+    A face moving even fast stays within about its own size a frame of where it was; one that does not has not
+    moved there, the picture has changed (a cut inside the source, a new subject): the window may jump there
+    instead of panning from the old faces for seconds (see follow.plan_crop's cuts).
+    """
+
+    def reached(new: PixelBox, old: PixelBox, frames: int) -> bool:
+        grow = FACE_REACH_PER_FRAME * min(frames, FACE_REACH_FRAMES) * max(old[2], old[3])
+        x0, y0, x1, y1 = old[0] - grow, old[1] - grow, old[0] + old[2] + grow, old[1] + old[3] + grow
+        return new[0] < x1 and x0 < new[0] + new[2] and new[1] < y1 and y0 < new[1] + new[3]
+
+    cuts: list[int] = []
+    last, last_at = None, 0
+    for i, frame in enumerate(boxes):
+        if not frame:
+            continue
+        if last is not None and not any(reached(a, b, i - last_at) for a in frame for b in last):
+            cuts.append(i)
+        last, last_at = frame, i
+    return cuts
+
+
 def plan_face_reframe(plan: RenderPlan, faces: FaceAnalysis, aspect: Fraction) -> FaceReframe:
-    """Crop paths that follow the tracked faces in each cut at the output's aspect; pad-blur if they don't fit."""
+    """Crop paths that follow the detected faces in each cut at the output's aspect; pad-blur if they don't fit."""
     paths = []
     for seg, seg_faces in zip(plan.segments, faces.segments, strict=True):
-        path = plan_crop(seg_faces.masks, seg.display_width, seg.display_height, aspect, plan.fps)
+        boxes = framing_boxes(seg_faces.detections)
+        path = plan_crop(
+            boxes, seg.display_width, seg.display_height, aspect, plan.fps, cuts=framing_cuts(boxes) or None
+        )
         if path.fallback:
             return FaceReframe(paths=(), fallback=f"cut {seg.index + 1}: {path.reason}")
         paths.append(path)

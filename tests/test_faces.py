@@ -400,6 +400,23 @@ def test_face_reframe_keeps_the_masked_face_in_the_vertical_frame(tmp_path, writ
     assert side["reframe"] == {"mode": "face", "fallback": None, "catch_up_frames": 0}
 
 
+def test_face_reframe_frames_a_close_up_instead_of_falling_back(tmp_path, write_manifest, render_manifest):
+    """A close-up (a face 160 px wide in 640x360, its mask 320 px) in a 9:16 window 202 px wide: framed on the face.
+    Framed on its padded, held mask, the one face was "too wide" and the variant fell back to pad-blur."""
+    # It crosses the frame in 6 s, within the window's speed limit.
+    face_video(tmp_path / "face.mp4", frames=150, size=(640, 360), face_px=160, audio=False)
+    path = write_manifest(
+        {"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 6}], platforms=["tiktok"], faces=PIXELATE, reframe="face"
+    )
+    (result,) = render_manifest(path)
+    side = json.loads(result.sidecar.read_text())
+    assert side["reframe"] == {"mode": "face", "fallback": None, "catch_up_frames": 0}
+    frames = rgb_frames(result.path)
+    assert all(CenterFace().detect(f) == [] for f in frames[::4])
+    # The window is on the masked face: the middle of the picture is the mask's blocks, not background grey.
+    assert all((np.abs(f[760:1160, 340:740].astype(int) - 128).max(axis=2) > 12).mean() > 0.5 for f in frames)
+
+
 def test_face_reframe_falls_back_to_pad_blur_when_faces_are_far_apart(tmp_path, write_manifest, render_manifest):
     from media import ffmpeg_run
 

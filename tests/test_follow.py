@@ -265,3 +265,32 @@ def test_bad_input_is_refused() -> None:
         FollowSettings(max_speed=0)
     with pytest.raises(ValueError, match="leave the frame"):
         CropPath(608, 1080, (1400,), (0,), False, "", W, H)
+
+
+def test_a_single_face_wider_than_the_window_is_framed_on_its_centre_not_dropped() -> None:
+    # A close-up: one face wider than a 9:16 window (608 px of 1080p). Pad-blur would only shrink it; the window
+    # is centred on it, as a close-up is reframed.
+    p = plan_crop([(face(1000, size=700),)] * 60, W, H, TALL, FPS)
+    assert not p.fallback and p.catch_up == ()
+    assert set(p.x) == {1000 - 304}
+    # Two such faces side by side are still two people a crop would cut one of: pad-blur.
+    assert plan_crop([(face(500, size=700), face(1400, size=700))] * 30, W, H, TALL, FPS).fallback
+
+
+def test_faces_are_framed_on_their_detections_with_jumps_as_cuts() -> None:
+    from clipper.faces.track import Detection
+    from clipper.masking import framing_boxes, framing_cuts
+
+    def det(cx: float, size: float = 200) -> Detection:
+        return Detection(cx - size / 2, 400, cx + size / 2, 400 + size, 0.9)
+
+    # Detected on every 2nd frame (the analysis stride); a face moving 30 px a frame (0.15 of its size), then a cut
+    # to another place.
+    detections = [[det(400 + 30 * i)] if i % 2 == 0 else [] for i in range(20)]
+    detections += [[det(1500)] if i % 2 == 0 else [] for i in range(20)]
+    boxes = framing_boxes(detections)
+    assert boxes[0] == [(300, 400, 200, 200)] and boxes[1] == []
+    assert framing_cuts(boxes) == [20]  # moving fast, the face still overlaps itself; the jump does not
+    p = plan_crop(boxes, W, H, TALL, FPS, cuts=framing_cuts(boxes))
+    assert not p.fallback and p.x[20] == 1500 - 304
+    assert all(inside(p, i, b[0]) for i, b in enumerate(boxes) if b)

@@ -151,8 +151,8 @@ def plan_crop(
     pixels; a full_frame mask says nothing about where the faces are and counts as a frame without faces.
     cuts are the frames where a new shot starts: nothing is smoothed across them, and the window may jump there.
 
-    Fallback rule: if, within one shot, the union of the face boxes is wider (or taller) than the window in frames
-    spanning at least settings.fallback_s (frames without faces in between neither break nor extend the span, a
+    Fallback rule: if, within one shot, the union of two or more face boxes is wider (or taller) than the window in
+    frames spanning at least settings.fallback_s (frames without faces in between neither break nor extend the span, a
     frame where the faces fit or a cut ends it), the result has fallback=True and the caller renders this variant
     with pad-blur, keeping every face in the picture rather than cutting one out. The path is still returned.
     """
@@ -182,8 +182,11 @@ def plan_crop(
 
     min_run = max(1, math.ceil(s.fallback_s * fps))
     fallback = ""
+    # Only faces that do not fit together: one face wider than the window (a close-up) is framed on its centre,
+    # cut at the window's edges like any close-up reframed; pad-blur would only shrink it.
+    several = np.array([len(b) > 1 for b in boxes])
     for axis, size in ((0, w), (1, h)):
-        too_big = has & (ext[:, axis + 2] - ext[:, axis] > size)
+        too_big = several & (ext[:, axis + 2] - ext[:, axis] > size)
         run = _longest_run(too_big, has, starts, n)
         if run is not None and run[1] - run[0] + 1 >= min_run and not fallback:
             span = int(max(ext[i, axis + 2] - ext[i, axis] for i in range(run[0], run[1] + 1) if too_big[i]))
