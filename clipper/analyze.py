@@ -153,11 +153,20 @@ class FaceAnalysis:
             hint="this is a bug: the analyzed and rendered frames differ; report it with --debug output",
         )
 
+    def analysed(self, segment: int) -> set[int]:
+        """The frames of a cut the detector looked at: every stride-th, the last, and those that flashed."""
+        n = len(self.segments[segment].masks)
+        return {*range(0, n, self.stride), n - 1, *self.segments[segment].flashed} if n else set()
+
+    def coverage(self, segment: int) -> dict[str, Any]:
+        """coverage_report of a cut, its stretches opened only by frames the detector looked at."""
+        return coverage_report(self.segments[segment].masks, self.analysed(segment))
+
     def report(self) -> dict[str, Any]:
         """What was found and masked, for the sidecar: per cut and in total."""
         per = []
-        for seg in self.segments:
-            cov = coverage_report(seg.masks)
+        for i, seg in enumerate(self.segments):
+            cov = self.coverage(i)
             per.append(
                 {
                     "segment": seg.segment,

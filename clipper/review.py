@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir
 from clipper.faces.detect import FaceDetector
 from clipper.faces.mask import yuv420_frame_bytes, yuv420_planes
-from clipper.faces.track import associate, coverage_report
+from clipper.faces.track import associate
 from clipper.ffmpeg import read_frames
 from clipper.graph import PipeLayout, decode_cmd
 from clipper.masking import FrameMasker
@@ -126,24 +126,37 @@ def yuv420_to_rgb(buf: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def review_frames(faces: FaceAnalysis, plan: RenderPlan) -> list[tuple[int, str]]:
-    """(clip frame, why it is on the sheet): the least confident detections, and each hold/bridge/dark stretch."""
-    picks: dict[int, str] = {}
+    """(clip frame, why it is on the sheet): each dark/hold/bridge stretch, and the least confident detections.
+
+    Stretches are opened only by frames the detector looked at (frames a stride skipped are bridged by design).
+    When there are more than fit, dark stretches come first, then the longest holds and bridges, then the
+    lowest scores: a long hold matters more than many short ones.
+    """
+    stretches: list[tuple[int, int, int, str]] = []  # (priority, -length, clip frame of first, label)
+    picks_of: dict[tuple[int, int, str], list[int]] = {}
     scored = []
     for s_idx, seg in enumerate(faces.segments):
         start = plan.segments[s_idx].clip_start_frame
         for f, dets in enumerate(seg.detections):
             if dets:
                 scored.append((min(d.score for d in dets), start + f))
-        for first, last, kind in coverage_report(seg.masks)["stretches"]:
-            for f in sorted({first, (first + last) // 2, last}):
-                picks.setdefault(start + f, f"{kind} {first}-{last}")
+        for first, last, kind in faces.coverage(s_idx)["stretches"]:
+            a, b = start + first, start + last
+            label = f"{kind} {a}-{b}" if b > a else f"{kind} {a}"
+            stretches.append((0 if kind == "dark" else 1, -(b - a), a, label))
+            picks_of[(a, b, label)] = sorted({a, (a + b) // 2, b})
+    picks: dict[int, str] = {}
+    for _, neg_len, a, label in sorted(stretches):
+        frames = picks_of[(a, a - neg_len, label)]
+        if len(picks) + len(frames) > MAX_SHEET_FRAMES - min(MAX_LOWEST, len(scored)):
+            break
+        for f in frames:
+            picks.setdefault(f, label)
     for score, f in sorted(scored)[:MAX_LOWEST]:
+        if len(picks) >= MAX_SHEET_FRAMES:
+            break
         picks.setdefault(f, f"score {score:.2f}")
-    ordered = sorted(picks.items())
-    if len(ordered) > MAX_SHEET_FRAMES:  # keep an even spread rather than only the start
-        step = len(ordered) / MAX_SHEET_FRAMES
-        ordered = [ordered[int(i * step)] for i in range(MAX_SHEET_FRAMES)]
-    return ordered
+    return sorted(picks.items())
 
 
 def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Path, int]:

@@ -79,6 +79,9 @@ def test_every_frame_of_every_variant_has_the_face_masked(tmp_path, write_manife
     # The detector ran on every 2nd frame (and the last); the tracker covered the ones between (checked above).
     assert side["faces"]["analysis_stride"] == 2
     assert side["faces"]["frames"] == 40 and side["faces"]["frames_with_faces_detected"] == 21
+    # Frames the stride skipped are bridged by design: no held or bridged stretch is reported for them (each was
+    # one, and they buried the real ones on the review sheet).
+    assert side["faces"]["segments"][0]["stretches"] == [] and side["faces"]["frames_held"] == 0
     assert side["anonymity"]["faces"].startswith("masked: pixelate")
 
 
@@ -361,6 +364,22 @@ def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_
     # dozen blocks can still score about 0.3 as "face-shaped" with CenterFace; it holds no identity.)
     assert CenterFace(threshold=0.5).detect(grid) == []
     assert not list(sheet.parent.glob(".*partial*"))
+
+
+def test_review_sheet_at_the_analysis_stride_puts_real_holds_first(tmp_path, write_manifest):
+    from clipper.analyze import analyze_faces
+    from clipper.render import prepare
+    from clipper.review import MAX_LOWEST, review_frames
+
+    face_video(tmp_path / "face.mp4", frames=100, audio=False)
+    path = write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 4}], faces=PIXELATE)
+    plan = prepare(path)
+    # Calls 30-34 are analysed frames 60-68: the detector misses the face there.
+    faces = analyze_faces(plan, None, detector=Missing(set(range(30, 35))))
+    picks = review_frames(faces, plan)
+    held = [(f, why) for f, why in picks if not why.startswith("score")]
+    assert [why for _, why in held] == ["held 59-69"] * 3 and [f for f, _ in held] == [59, 64, 69]
+    assert len(picks) <= 3 + MAX_LOWEST
 
 
 def test_preview_with_masks_draws_boxes_ids_and_scores(tmp_path, write_manifest, render_manifest):

@@ -234,6 +234,19 @@ def test_coverage_report_counts_reasons_and_stretches() -> None:
     assert sum(report["reasons"].values()) == 60
 
 
+def test_frames_a_stride_skipped_open_no_stretch_but_join_those_of_misses() -> None:
+    # The detector ran on every 2nd frame; it found the face on all of them but 20-28, where it missed it.
+    analysed = set(range(0, 60, 2)) | {59}
+    dets = [[det(500, 300, 100, 100)] if f in analysed and not 20 <= f <= 28 else [] for f in range(60)]
+    masks = plan_masks(dets, W, H, S)
+    every = coverage_report(masks)  # as if every frame had been looked at: each skipped frame is a stretch
+    assert len(every["stretches"]) > 20
+    report = coverage_report(masks, analysed)
+    assert report["stretches"] == [(19, 29, "held"), (19, 29, "interpolated")]
+    assert report["frames_with"]["held"] == report["frames_with"]["interpolated"] == 11
+    assert report["frames_with"]["detected"] == every["frames_with"]["detected"] == 26
+
+
 # ------------------------------------------------------------------------------------------- property
 
 

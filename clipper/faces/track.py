@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,29 +153,36 @@ def plan_masks(
     return masks
 
 
-def coverage_report(masks: list[FrameMask]) -> dict[str, Any]:
-    """Summarize masks for the sidecar and contact sheet: counts per reason and the held/interpolated/dark stretches."""
+def coverage_report(masks: list[FrameMask], analysed: Collection[int] | None = None) -> dict[str, Any]:
+    """Summarize masks for the sidecar and contact sheet: counts per reason and the held/interpolated/dark stretches.
+
+    `analysed` are the frames the detector ran on (None: every frame). A frame it skipped is covered by the tracker
+    by design: it belongs to a held or interpolated stretch that frames the detector looked at open, and opens
+    none (counted on their own, every skipped frame of a steady shot was a one-frame "held" stretch, and they
+    buried the stretches where the detector did miss a face). Darkness is measured on every frame.
+    """
     reasons = Counter(m.reason for m in masks)
     parts = [set(m.reason.split("+")) for m in masks]
+    looked = set(range(len(masks))) if analysed is None else set(analysed)
     stretches: list[tuple[int, int, str]] = []  # (first frame, last frame inclusive, kind)
+    counted: dict[str, int] = {}
     for kind in ("held", "interpolated", "dark"):
-        start: int | None = None
-        prev = -2
-        for m, p in zip(masks, parts, strict=True):
-            if kind in p and start is not None and m.frame == prev + 1:
-                prev = m.frame
+        counted[kind] = 0
+        run: list[int] = []  # positions of the current run of consecutive frames of this kind
+        for pos in [*range(len(masks)), None]:  # None closes the last run
+            if pos is not None and kind in parts[pos] and (not run or masks[pos].frame == masks[run[-1]].frame + 1):
+                run.append(pos)
                 continue
-            if start is not None:
-                stretches.append((start, prev, kind))
-                start = None
-            if kind in p:
-                start = prev = m.frame
-        if start is not None:
-            stretches.append((start, prev, kind))
+            if run and (kind == "dark" or any(q in looked for q in run)):
+                stretches.append((masks[run[0]].frame, masks[run[-1]].frame, kind))
+                counted[kind] += len(run)
+            run = [pos] if pos is not None and kind in parts[pos] else []
+    frames_with = {k: sum(k in p for p in parts) for k in (*REASON_ORDER, "none")}
+    frames_with.update(held=counted["held"], interpolated=counted["interpolated"])
     return {
         "frames": len(masks),
         "reasons": dict(sorted(reasons.items())),
-        "frames_with": {k: sum(k in p for p in parts) for k in (*REASON_ORDER, "none")},
+        "frames_with": frames_with,
         "full_frame": sum(m.full_frame for m in masks),
         "stretches": sorted(stretches),
     }
