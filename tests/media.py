@@ -645,3 +645,34 @@ def red_and_grey_video(
     args = ["-f", "lavfi", "-i", source, "-vf", vf, "-c:v", "libx265", "-crf", "10", "-x265-params", x265]
     ffmpeg_run([*args, "-tag:v", "hvc1", str(path)])
     return Path(path)
+
+
+def closeup_picture(size: tuple[int, int], face_frac: float, background: str | None = None) -> np.ndarray:
+    """An RGB picture of the astronaut's face `face_frac` times the picture's height (chin to forehead, what a
+    detector's box spans), centred: above 1, an extreme close-up whose face runs off the frame."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    width, height = size
+    head = skimage_data.astronaut()[10:250, 120:330]  # the face's box: x 62..150, y 48..168 of this (120 tall)
+    k = face_frac * height / 120
+    sprite = np.asarray(Image.fromarray(head).resize((round(210 * k), round(240 * k)), Image.BILINEAR))
+    frame = np.full((height, width, 3), 128, np.uint8)
+    if background:
+        frame = np.asarray(Image.fromarray(getattr(skimage_data, background)()).resize((width, height))).copy()
+    x0, y0 = round(width / 2 - 106 * k), round(height / 2 - 108 * k)  # the face's centre on the picture's
+    sx, sy, dx, dy = max(0, -x0), max(0, -y0), max(0, x0), max(0, y0)
+    w, h = min(sprite.shape[1] - sx, width - dx), min(sprite.shape[0] - sy, height - dy)
+    frame[dy : dy + h, dx : dx + w] = sprite[sy : sy + h, sx : sx + w]
+    return frame
+
+
+def still_video(path: Path, picture: np.ndarray, frames: int = 20, fps: str = "25") -> Path:
+    """Write an H.264 video showing one RGB picture (even-sized) in every frame."""
+    height, width = picture.shape[:2]
+    with tempfile.TemporaryDirectory(prefix="clipper-media-") as tmp:
+        raw = Path(tmp) / "frames.rgb"
+        raw.write_bytes(np.ascontiguousarray(picture).tobytes() * frames)
+        args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", str(raw)]
+        ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", str(path)])
+    return Path(path)

@@ -49,6 +49,38 @@ def test_finds_nothing_in_a_plain_frame_or_noise():
     assert CenterFace().detect(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)) == []
 
 
+@pytest.mark.parametrize(
+    ("size", "face_frac"),
+    [
+        pytest.param((3840, 2160), 1.0, id="4k-close-up"),
+        pytest.param((1280, 720), 2.5, id="720p-extreme-close-up"),
+        pytest.param((720, 1280), 1.5, id="portrait-extreme-close-up"),
+    ],
+)
+def test_faces_too_large_for_the_full_resolution_pass_are_found(size, face_frac):
+    """A close-up face (its box over ~1,500 px) is lost at full resolution; the bordered thumbnail finds it."""
+    from media import closeup_picture
+
+    frame = closeup_picture(size, face_frac)
+    detector = CenterFace()
+    assert detector._run(frame) == [], "the full-resolution pass finds this face: the test would prove nothing"
+    found = detector.detect(frame)
+    w, h = size
+    assert any(d.x0 < w / 2 < d.x1 and d.y0 < h / 2 < d.y1 and d.y1 - d.y0 >= 0.5 * min(w, h) for d in found), found
+    # Boxes stay in the picture, even for a face larger than it.
+    assert all(0 <= d.x0 < d.x1 <= w and 0 <= d.y0 < d.y1 <= h for d in found)
+
+
+def test_the_large_face_pass_keeps_only_large_faces():
+    """At the thumbnail's scale texture can read as a small face: only boxes of half the shorter side count there
+    (a small face is the full-resolution pass's). A face of 0.3 of the height is found by the first pass alone."""
+    from media import closeup_picture
+
+    frame = closeup_picture((1280, 720), 0.3)
+    detector = CenterFace()
+    assert detector._large_faces(frame) == [] and detector._run(frame)
+
+
 def test_reduced_analysis_width_reports_boxes_in_full_frame_pixels():
     frame, face = _frame_with_face(160, 700, 200)
     full = CenterFace().detect(frame)
@@ -81,7 +113,8 @@ def test_bf16_finds_the_faces_f32_finds_in_the_same_places(face_px, x, y):
 
 def test_precision_is_part_of_the_cache_identity():
     # Boxes found in bf16 must never be served to an f32 run as its own (or the other way round).
-    assert CenterFace(precision="bf16").id == CenterFace(precision="f32").id + "-bf16"
+    bf16, f32 = CenterFace(precision="bf16").id, CenterFace(precision="f32").id
+    assert bf16 != f32 and "-bf16" in bf16 and "bf16" not in f32
 
 
 def test_precision_comes_from_the_environment_and_bad_values_stop(monkeypatch):

@@ -178,6 +178,26 @@ def test_small_faces_on_a_busy_background_are_masked(
     assert leaks == [], f"faces left unmasked in the published file: {leaks}"
 
 
+def test_an_extreme_close_up_is_masked(tmp_path, write_manifest, render_manifest):
+    """A face 2.5 times the frame's height (eyes, nose and mouth fill the picture): CenterFace at full resolution
+    scores it 0 and the gate cannot see it either; it was published unmasked, exit 0. The bordered thumbnail pass
+    finds it, and the whole face is masked in every frame."""
+    from media import closeup_picture, still_video
+
+    picture = closeup_picture((1280, 720), 2.5)
+    still_video(tmp_path / "ecu.mp4", picture, frames=12)
+    path = write_manifest({"a": "ecu.mp4"}, [{"source": "a", "in": 0, "out": 0.48}], faces=PIXELATE)
+    (result,) = render_manifest(path)
+    source, out = rgb_frames(tmp_path / "ecu.mp4")[0].astype(int), rgb_frames(result.path)
+    # Eyes, nose and mouth (the middle of the picture) are pixelated in every frame: far from the source there.
+    middle = (slice(160, 560), slice(340, 940))
+    for i, f in enumerate(out):
+        assert np.abs(f[middle].astype(int) - source[middle]).mean() > 12, f"frame {i}: the face is not masked"
+        assert _detail(f, (340, 160, 600, 400)) < 0.05, f"frame {i}: fine detail left in the face"
+    side = json.loads(result.sidecar.read_text())["faces"]
+    assert side["frames_with_faces_detected"] == 7  # every analysed frame (every 2nd and the last)
+
+
 @dataclass
 class Missing:
     """CenterFace made to miss: it reports nothing in the frames listed (counted in call order)."""
