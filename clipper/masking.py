@@ -152,13 +152,19 @@ class CroppingMasker:
         ow, oh = self.out_layout.canvas
         self._out = np.zeros(yuv420_frame_bytes(ow, oh), dtype=np.uint8)
         self._starts = [s.clip_start_frame for s in self.masker.plan.segments]
+        if hasattr(self.masker, "view"):  # an overlay (preview --masks): its labels go inside the window
+            self.masker.view = self.window_at
+
+    def window_at(self, index: int) -> tuple[int, int, int, int]:
+        """The window (x, y, w, h) cut from clip frame `index`, on the chroma grid."""
+        s = self.masker.segment_of(index)
+        x, y, w, h = self.paths[s].window(index - self._starts[s])
+        return x - x % 2, y - y % 2, w, h  # chroma samples cover 2x2 pixels: keep the window on their grid
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         """Mask clip frame `index` at full size, then return its window (in a reused buffer)."""
         self.masker(index, frame)
-        s = self.masker.segment_of(index)
-        x, y, w, h = self.paths[s].window(index - self._starts[s])
-        x, y = x - x % 2, y - y % 2  # chroma samples cover 2x2 pixels: keep the window on their grid
+        x, y, w, h = self.window_at(index)
         cw, ch = self.masker.layout.canvas
         ow, oh = self.out_layout.canvas
         for src, dst, k in zip(yuv420_planes(frame, cw, ch), yuv420_planes(self._out, ow, oh), (1, 2, 2), strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,13 @@ def _text(buf: np.ndarray, w: int, h: int, x: int, y: int, text: str, px: int) -
 
 @dataclass
 class OverlayMasker(FrameMasker):
-    """The masks, then what produced them drawn on top: mask boxes coloured by reason, detections with ids."""
+    """The masks, then what produced them drawn on top: mask boxes coloured by reason, detections with ids.
+
+    `view`, when set (by a face-following crop), gives the part (x, y, w, h) of each frame that will be shown:
+    labels are kept inside it (drawn at the frame's corner, they were cropped away).
+    """
+
+    view: Callable[[int], tuple[int, int, int, int]] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,13 +111,17 @@ class OverlayMasker(FrameMasker):
             _rect(frame, cw, ch, box, _YUV.get(kind, _YUV["detected"]), thick)
         if m.full_frame:
             _rect(frame, cw, ch, (0, 0, pw, ph), _YUV["dark"], 4 * thick)
+        vx, vy, vw, vh = self.view(index) if self.view is not None else (0, 0, pw, ph)
         dets = self.faces.segments[s_idx].detections[index - start]
         for d_idx, d in enumerate(dets):
             x0, y0, x1, y1 = (round(v) for v in d.box)
             _rect(frame, cw, ch, (x0, y0, x1 - x0, y1 - y0), (235, 128, 128), max(2, thick // 2))
             tid = self._ids.get((s_idx, index - start, d_idx), -1)
-            _text(frame, cw, ch, x0, y1 + thick, f"#{tid} {d.score:.2f}", px)
-        _text(frame, cw, ch, thick, thick, f"{index} {m.reason}", px)
+            label = f"#{tid} {d.score:.2f}"
+            # Inside what is shown: a label starting past the view's right edge is moved back into it.
+            lx = min(max(x0, vx), vx + max(0, vw - _label(label, px).shape[1]))
+            _text(frame, cw, ch, lx, min(y1 + thick, vy + vh - px), label, px)
+        _text(frame, cw, ch, vx + thick, vy + thick, f"{index} {m.reason}", px)
         return frame
 
 

@@ -419,6 +419,21 @@ def test_preview_with_masks_draws_boxes_ids_and_scores(tmp_path, write_manifest,
     assert green.sum() > 50
 
 
+def test_preview_with_masks_under_a_face_reframe_keeps_its_labels_in_the_window(tmp_path, write_manifest):
+    """The frame's label (number and mask reasons) is drawn in the window's corner: drawn at the source frame's
+    corner, the face-following crop cut it away."""
+    from clipper.render import prepare, render
+
+    face_video(tmp_path / "face.mp4", frames=50, size=(640, 360), face_px=80, audio=False)
+    path = write_manifest(
+        {"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 2}], platforms=["tiktok"], faces=PIXELATE, reframe="face"
+    )
+    (result,) = render(prepare(path, preview=True), tmp_path / "out", overlays=True)
+    for i, f in enumerate(rgb_frames(result.path)[::6]):
+        corner = f[:40, :160].astype(int).mean(axis=2)  # the label: white letters on black, over a grey picture
+        assert (corner < 50).mean() > 0.3 and (corner > 180).sum() > 30, f"frame {6 * i}: no label in the corner"
+
+
 def test_face_reframe_keeps_the_masked_face_in_the_vertical_frame(tmp_path, write_manifest, render_manifest):
     # The face crosses the frame in 6 s: slower than the window's speed limit, so it is followed all the way.
     _, boxes = face_video(tmp_path / "face.mp4", frames=150, size=(640, 360), face_px=80)
