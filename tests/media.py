@@ -676,3 +676,20 @@ def still_video(path: Path, picture: np.ndarray, frames: int = 20, fps: str = "2
         args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", str(raw)]
         ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", str(path)])
     return Path(path)
+
+
+def shadow_picture(face_px: int = 240, brightness: float = 0.02) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 1280x720 RGB picture of a dark room (level 12) with a bright window (level 240) and the astronaut's face,
+    `face_px` wide, at `brightness` of its own (a backlit "silhouette" interview); and the face's box (x, y, w, h).
+    The picture's mean is about 50: not a frame too dark to trust."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    head = skimage_data.astronaut()[10:250, 120:330]  # the face's box: x 62..150, y 48..168 of this
+    k = face_px / 88
+    sprite = np.asarray(Image.fromarray(head).resize((round(210 * k), round(240 * k)), Image.BILINEAR))
+    frame = np.full((720, 1280, 3), 12, np.uint8)
+    frame[80:640, 900:1200] = 240
+    x, y = 300, 30
+    frame[y : y + sprite.shape[0], x : x + sprite.shape[1]] = (sprite * brightness).astype(np.uint8)
+    return frame, (x + round(62 * k), y + round(48 * k), round(88 * k), round(120 * k))

@@ -71,6 +71,20 @@ def test_faces_too_large_for_the_full_resolution_pass_are_found(size, face_frac)
     assert all(0 <= d.x0 < d.x1 <= w and 0 <= d.y0 < d.y1 <= h for d in found)
 
 
+def test_a_face_in_deep_shadow_is_found_on_a_brightened_copy():
+    """A backlit interview: the face at 2 % of its brightness in a dark room with a bright window. CenterFace finds
+    nothing on the picture as it is; on the brightened copy (the picture being largely dark) it finds the face."""
+    from media import shadow_picture
+
+    frame, (x, y, w, h) = shadow_picture()
+    detector = CenterFace()
+    assert detector._run(frame) == [], "found without brightening: the test would prove nothing"
+    found = detector.detect(frame)
+    assert any(d.x0 < x + w / 2 < d.x1 and d.y0 < y + h / 2 < d.y1 for d in found), found
+    # A picture that is not largely dark is not looked at twice.
+    assert detector._in_shadow(np.full((720, 1280, 3), 128, np.uint8)) == []
+
+
 def test_the_large_face_pass_keeps_only_large_faces():
     """At the thumbnail's scale texture can read as a small face: only boxes of half the shorter side count there
     (a small face is the full-resolution pass's). A face of 0.3 of the height is found by the first pass alone."""

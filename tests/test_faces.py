@@ -198,6 +198,25 @@ def test_an_extreme_close_up_is_masked(tmp_path, write_manifest, render_manifest
     assert side["frames_with_faces_detected"] == 7  # every analysed frame (every 2nd and the last)
 
 
+def test_a_face_in_deep_shadow_is_masked(tmp_path, write_manifest, render_manifest):
+    """A backlit interview: the face at 2 % of its brightness, in a room too bright overall to be masked whole. It
+    was published unmasked, and raising the file's levels showed it plainly; now it is masked in every frame."""
+    from media import shadow_picture, still_video
+
+    picture, box = shadow_picture()
+    still_video(tmp_path / "backlit.mp4", picture, frames=12)
+    path = write_manifest({"a": "backlit.mp4"}, [{"source": "a", "in": 0, "out": 0.48}], faces=PIXELATE)
+    (result,) = render_manifest(path)
+
+    def raised(f: np.ndarray) -> np.ndarray:  # what an adversary does: levels up 45 times
+        return np.clip(f.astype(np.float32) * 45, 0, 255).astype(np.uint8)
+
+    source = raised(rgb_frames(tmp_path / "backlit.mp4")[0])
+    assert _detail(source, box) > 0.08, "the raised source shows no face: the test would prove nothing"
+    for i, f in enumerate(rgb_frames(result.path)):
+        assert _detail(raised(f), box) < 0.02, f"frame {i}: the face shows once the levels are raised"
+
+
 @dataclass
 class Missing:
     """CenterFace made to miss: it reports nothing in the frames listed (counted in call order)."""

@@ -265,6 +265,17 @@ LARGE_FACE_BORDER = 0.5
 LARGE_FACE_MIN = 0.5
 BORDER_GREY = 128
 
+# Faces in shadow. A face kept at 2 % of its brightness in a dark room with a bright window (a backlit, "silhouette"
+# interview) scored 0 and was published; raising the file's levels shows it plainly (QA sweep). Brightened by a gamma
+# of 0.5 (shadows lifted, noise not amplified as much as by stronger curves, which found it less often), CenterFace
+# scored it 0.50-0.74 in every frame. So a picture with at least SHADOW_SHARE of its pixels darker than SHADOW_LUMA
+# is looked at a second time, brightened; on the corpus (359 frames, 100 of them that dark) that pass found nothing
+# the first did not. A small face in a small shadow of a bright picture does not set it off.
+SHADOW_LUMA = 32
+SHADOW_SHARE = 0.1
+SHADOW_GAMMA = 0.5
+_SHADOW_LUT = [round(255 * (v / 255) ** SHADOW_GAMMA) for v in range(256)]
+
 
 @dataclass(frozen=True)
 class CenterFace:
@@ -297,6 +308,7 @@ class CenterFace:
             f"centerface-{_model_sha256()[:16]}-t{self.threshold}-w{self.width or 'full'}"
             + ("" if self.precision == "f32" else f"-{self.precision}")
             + f"-large{LARGE_FACE_SIDE}b{LARGE_FACE_BORDER}m{LARGE_FACE_MIN}"
+            + f"-shadow{SHADOW_LUMA}s{SHADOW_SHARE}g{SHADOW_GAMMA}"
         )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -311,13 +323,23 @@ class CenterFace:
             scale = w / self.width
             small_h = max(1, round(h / scale))
             picture = np.asarray(Image.fromarray(rgb).resize((self.width, small_h), Image.Resampling.BILINEAR))
-        found = [Detection(d.x0 * scale, d.y0 * scale, d.x1 * scale, d.y1 * scale, d.score) for d in self._run(picture)]
+        first = self._run(picture) + self._in_shadow(picture)
+        found = [Detection(d.x0 * scale, d.y0 * scale, d.x1 * scale, d.y1 * scale, d.score) for d in first]
         found += self._large_faces(rgb)
         if len(found) < 2:
             return found
         boxes = np.array([[d.x0, d.y0, d.x1, d.y1] for d in found], dtype=np.float32)
         scores = np.array([d.score for d in found], dtype=np.float32)
         return [found[k] for k in _nms(boxes, scores, NMS_IOU)]
+
+    def _in_shadow(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces found on a brightened copy of a picture that is largely dark (see SHADOW_SHARE); none otherwise."""
+        luma = rgb[::4, ::4].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        if (luma < SHADOW_LUMA).mean() < SHADOW_SHARE:
+            return []
+        from PIL import Image
+
+        return self._run(np.asarray(Image.fromarray(rgb).point(_SHADOW_LUT * 3)))
 
     def _large_faces(self, rgb: np.ndarray) -> list[Detection]:
         """Faces of at least LARGE_FACE_MIN of the picture's shorter side, found on a small bordered copy."""
