@@ -100,40 +100,61 @@ def framing_boxes(detections: list[list[Detection]]) -> list[list[PixelBox]]:
 # at 25 fps); at most this many frames apart count, so that a face gone for a while and back elsewhere is a jump.
 FACE_REACH_PER_FRAME = 0.5
 FACE_REACH_FRAMES = 3
+# How long a detected face still counts for the window after it was last seen (the detector runs on every 2nd
+# frame and misses a face now and then): without it, a two-shot whose second face was missed in some frames was
+# "one face" there, never fell back, and the window jumped between the two (found in review).
+FRAMING_HOLD_S = 0.5
 
 
-def framing_cuts(boxes: list[list[PixelBox]]) -> list[int]:
-    """Frames where the faces jump: no face is within reach of a face of the last frame faces were seen in.
+def _reached(new: PixelBox, old: PixelBox, frames: int) -> bool:
+    """Whether a face at `new` can be the face seen at `old` `frames` frames before."""
+    grow = FACE_REACH_PER_FRAME * min(max(frames, 1), FACE_REACH_FRAMES) * max(old[2], old[3])
+    x0, y0, x1, y1 = old[0] - grow, old[1] - grow, old[0] + old[2] + grow, old[1] + old[3] + grow
+    return new[0] < x1 and x0 < new[0] + new[2] and new[1] < y1 and y0 < new[1] + new[3]
 
-    A face moving even fast stays within about its own size a frame of where it was; one that does not has not
-    moved there, the picture has changed (a cut inside the source, a new subject): the window may jump there
-    instead of panning from the old faces for seconds (see follow.plan_crop's cuts).
+
+def framing(boxes: list[list[PixelBox]], fps: Fraction) -> tuple[list[list[PixelBox]], list[int]]:
+    """The faces the window frames, per frame, and the frames where they jump (cuts for follow.plan_crop).
+
+    Each detected face is held FRAMING_HOLD_S after it was last seen, unless a face is seen within its reach. A
+    frame whose faces are all beyond reach of every face held is a jump (a cut inside the source, a new subject)
+    when the next frame with faces confirms it (one stray detection while the real face is missed is not): the
+    faces held from before it are dropped from there on, so the old face is not framed beside the new one, and
+    the window may jump instead of panning for seconds.
     """
-
-    def reached(new: PixelBox, old: PixelBox, frames: int) -> bool:
-        grow = FACE_REACH_PER_FRAME * min(frames, FACE_REACH_FRAMES) * max(old[2], old[3])
-        x0, y0, x1, y1 = old[0] - grow, old[1] - grow, old[0] + old[2] + grow, old[1] + old[3] + grow
-        return new[0] < x1 and x0 < new[0] + new[2] and new[1] < y1 and y0 < new[1] + new[3]
-
+    hold = max(1, round(FRAMING_HOLD_S * float(fps)))
+    out: list[list[PixelBox]] = []
     cuts: list[int] = []
-    last, last_at = None, 0
+    held: list[tuple[PixelBox, int, int]] = []  # (box, frame it was last seen, sightings)
+    pending: tuple[int, list[tuple[PixelBox, int, int]]] | None = None  # (candidate cut, the faces held before)
     for i, frame in enumerate(boxes):
-        if not frame:
-            continue
-        if last is not None and not any(reached(a, b, i - last_at) for a in frame for b in last):
-            cuts.append(i)
-        last, last_at = frame, i
-    return cuts
+        held = [(b, f, n) for b, f, n in held if i - f <= hold]
+        if frame:
+            if pending is not None:
+                at, before = pending
+                pending = None
+                if not any(_reached(a, b, i - f) for a in frame for b, f, _ in before):
+                    cuts.append(at)  # confirmed: what was held before it goes, back to the cut
+                    gone = {b for b, _, _ in before}
+                    held = [h for h in held if h[0] not in gone]
+                    for k in range(at, i):
+                        out[k] = [b for b in out[k] if b not in gone]
+            elif held and not any(_reached(a, b, i - f) for a in frame for b, f, _ in held):
+                pending = (i, list(held))
+            seen = [(a, i, 1 + max((n for b, f, n in held if _reached(a, b, i - f)), default=0)) for a in frame]
+            held = [(b, f, n) for b, f, n in held if not any(_reached(a, b, i - f) for a in frame)] + seen
+        # A face seen once is framed in its own frame only: a stray detection held for FRAMING_HOLD_S beside the
+        # real face could make the variant fall back.
+        out.append([b for b, f, n in held if n > 1 or f == i])
+    return out, cuts
 
 
 def plan_face_reframe(plan: RenderPlan, faces: FaceAnalysis, aspect: Fraction) -> FaceReframe:
     """Crop paths that follow the detected faces in each cut at the output's aspect; pad-blur if they don't fit."""
     paths = []
     for seg, seg_faces in zip(plan.segments, faces.segments, strict=True):
-        boxes = framing_boxes(seg_faces.detections)
-        path = plan_crop(
-            boxes, seg.display_width, seg.display_height, aspect, plan.fps, cuts=framing_cuts(boxes) or None
-        )
+        boxes, cuts = framing(framing_boxes(seg_faces.detections), plan.fps)
+        path = plan_crop(boxes, seg.display_width, seg.display_height, aspect, plan.fps, cuts=cuts or None)
         if path.fallback:
             return FaceReframe(paths=(), fallback=f"cut {seg.index + 1}: {path.reason}")
         paths.append(path)
