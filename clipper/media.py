@@ -225,24 +225,31 @@ _HDR_TRANSFER = {16: "pq", 18: "hlg"}  # AVColorTransferCharacteristic: SMPTE ST
 _PRIMARIES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 12: "smpte432"}  # as zscale names them
 
 
+def colour_tag(frame: object, cc: object, name: str) -> int:
+    """One of FFmpeg's colour enums (color_primaries, color_trc, colorspace, color_range) of a stream: its first
+    frame's, else its codec context's (PyAV has them on frames from 17 only, on codec contexts from 13)."""
+    value = getattr(frame, name, None)
+    if value is None or (value == 2 and name != "color_range"):  # 2: unspecified, in the other three enums
+        value = getattr(cc, name, None)
+    return int(value or 0)
+
+
 def colour(frame: object, cc: object) -> tuple[str, str, str]:
     """(matrix, hdr, primaries) of a picture as a player shows it, from its first frame (else its stream).
 
-    An untagged YCbCr picture is read as players read it: BT.601 below 720 lines (SD), BT.709 from there.
+    An untagged YCbCr picture is read as players (mpv) read it: BT.709 from 1280 px wide or above 576 lines (HD,
+    1280x536 web video included), BT.601 below (SD).
     """
 
     def tag(name: str) -> int:
-        value = getattr(frame, name, None)
-        if value in (None, 2):  # 2: unspecified, in all three enums
-            value = getattr(cc, name, None)
-        return int(value or 0)
+        return colour_tag(frame, cc, name)
 
     pix_fmt = str(getattr(cc, "pix_fmt", "") or "")
     if pix_fmt.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "pal8", "gray", "ya8", "ya16")):
         matrix = ""  # no chroma to convert
     else:
-        height = int(getattr(cc, "height", 0) or 0)
-        matrix = _MATRIX.get(tag("colorspace"), "bt601" if height < 720 else "bt709")
+        width, height = int(getattr(cc, "width", 0) or 0), int(getattr(cc, "height", 0) or 0)
+        matrix = _MATRIX.get(tag("colorspace"), "bt709" if width >= 1280 or height > 576 else "bt601")
     hdr = _HDR_TRANSFER.get(tag("color_trc"), "")
     primaries = _PRIMARIES.get(tag("color_primaries"), "bt2020") if hdr else ""
     return matrix, hdr, primaries

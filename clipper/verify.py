@@ -10,7 +10,7 @@ from pathlib import Path
 from clipper.errors import MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
 from clipper.graph import LOUDNESS_METER_FILTER, parse_loudness
-from clipper.media import probe
+from clipper.media import colour_tag, probe
 from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
 
 # Tags an MP4 carries whatever we do; they identify nothing.
@@ -203,8 +203,8 @@ def verify_output(path: Path, exp: Expectation) -> CheckReport:
         audio = (a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels, a.profile) if a else None
         first = next(c.decode(v), None)
         # AVColorPrimaries/Transfer/Space 1 is BT.709 in all three; 1 of color_range is limited (TV).
-        colour = tuple(int(getattr(first, k, 0) or 0) for k in ("color_primaries", "color_trc", "colorspace"))
-        colour_range = int(getattr(first, "color_range", 0) or 0)
+        colour = tuple(colour_tag(first, v.codec_context, k) for k in ("color_primaries", "color_trc", "colorspace"))
+        colour_range = colour_tag(first, v.codec_context, "color_range")
     r.check("profile", profile == "High", profile, "High")
     r.check(
         "colour",
