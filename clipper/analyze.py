@@ -220,7 +220,8 @@ def analyze_faces(
             # A deinterlaced source is analysed on other pictures than before deinterlacing was added.
             detector_id=f"{detector.id}-at{width}-stride{stride}"
             + (f"-flash{FLASH_THRESHOLD}" if stride > 1 else "")
-            + (f"-deint-{seg.interlace}" if seg.interlace else ""),
+            + (f"-deint-{seg.interlace}" if seg.interlace else "")
+            + (f"-tonemapped-{seg.hdr}" if seg.hdr else ""),  # an HDR source is analysed tone-mapped
         )
         hit = cache.load(key) if cache is not None else None
         if hit is not None and len(hit.detections) != seg.out_frames:

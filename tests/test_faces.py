@@ -607,3 +607,23 @@ def test_the_analysis_sizes_frames_by_the_detectors_own_floor(tmp_path, write_ma
     cache = DetectionCache(cache_dir(tmp_path / "out"))
     analyze_faces(prepare(path), cache, detector=detector)
     assert seen and {s[1] for s in seen} == {width}
+
+
+def test_a_batch_makes_outputs_again_when_how_faces_are_found_changes(tmp_path, write_manifest, monkeypatch):
+    """A job's identity names the face detector's settings and RENDER_VERSION: a fix that masks a face the old code
+    missed must make the old output again, not count it as done (the plan alone does not change). The precision
+    does not count: another CPU masks by the same rule."""
+    from clipper.batch import jobs
+    from clipper.faces import detect
+    from clipper.render import prepare
+
+    face_video(tmp_path / "face.mp4", frames=25, audio=False)
+    plan = prepare(write_manifest({"a": "face.mp4"}, [{"source": "a", "in": 0, "out": 1}], faces=PIXELATE))
+    before = jobs.render_identity(plan, {}, None)
+    monkeypatch.setenv("CLIPPER_DETECTOR_PRECISION", "f32")
+    assert jobs.render_identity(plan, {}, None) == before
+    monkeypatch.setattr(detect, "LARGE_FACE_MIN", 0.4)
+    assert jobs.render_identity(plan, {}, None) != before
+    monkeypatch.undo()
+    monkeypatch.setattr(jobs, "RENDER_VERSION", jobs.RENDER_VERSION + 1)
+    assert jobs.render_identity(plan, {}, None) != before

@@ -2,9 +2,10 @@
 
 A render job's identity is a hash of everything that decides its output file: the variant's own plan (cuts,
 masks, cards, its language's cues, its platform's geometry and bitrate, the voice plan and bleeps, clipper's
-version) with every file it names replaced by the file's content hash, and the voice secret's effect (a one-way
-tag of the speaker's seed). What only other variants use is not in it, so adding a platform to a manifest
-leaves the existing variants' identities, and their outputs, alone.
+version) with every file it names replaced by the file's content hash, the voice secret's effect (a one-way
+tag of the speaker's seed), how faces are found (the detector and its settings, but not its precision: a render
+on another CPU is masked by the same rule) and RENDER_VERSION. What only other variants use is not in it, so
+adding a platform to a manifest leaves the existing variants' identities, and their outputs, alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,23 @@ from typing import Any
 
 from clipper.errors import ClipperError
 from clipper.plan import RenderPlan
+
+# Bumped whenever clipper's code changes what a published file shows for the same plan: every output made before is
+# then made again by the next batch, instead of standing as done. A fix that masks a face the old code missed must
+# not leave the old file published (the plan alone did not change: clipper's version is not bumped per commit).
+# 2: faces larger than the full-resolution pass sees, faces in shadow, BT.709 and HDR colour, deinterlacing.
+RENDER_VERSION = 2
+
+
+def faces_identity(plan: RenderPlan) -> str | None:
+    """How the plan's faces are found: the detector, its settings and the analysis stride (None without faces)."""
+    if plan.faces is None:
+        return None
+    from clipper.analyze import FLASH_THRESHOLD, analysis_stride
+    from clipper.faces.detect import CenterFace
+
+    # The f32 identity names the model and every setting but the precision (see the module docstring).
+    return f"{CenterFace(precision='f32').id}-stride{analysis_stride()}-flash{FLASH_THRESHOLD}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,9 @@ def render_identity(plan: RenderPlan, hashes: dict[Path, str], voice_tag: str | 
     # How the sound is made (SOUND_VERSION) decides the output's bytes too, like clipper's version in the plan.
     from clipper.voice.sound import SOUND_VERSION
 
-    blob = json.dumps([data, voice_tag, preset, SOUND_VERSION], sort_keys=True, default=str)
+    blob = json.dumps(
+        [data, voice_tag, preset, SOUND_VERSION, RENDER_VERSION, faces_identity(plan)], sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
