@@ -774,8 +774,8 @@ def _render_variant(
             )
             if burn is not None:  # this encode's own log (the file under a shared cache may be another render's)
                 check_font_log(log_text, what=f"render of {variant.filename}")
-            # Previews are checked too (they get passed around): everything but loudness, which their
-            # one-pass normalization only approximates.
+            # Previews are checked too (they get passed around): everything but loudness (their gain is the render's,
+            # measured; a preview is a look, not a file to publish).
             report = verify_output(tmp, expect)
             if not report.failures:
                 break

@@ -126,13 +126,13 @@ class OverlayMasker(FrameMasker):
 
 
 def yuv420_to_rgb(buf: np.ndarray, w: int, h: int) -> np.ndarray:
-    """An RGB image of one raw yuv420p (limited range, BT.601) frame."""
+    """An RGB image of one raw yuv420p (limited range, BT.709: what the decoder now delivers) frame."""
     y_p, u_p, v_p = yuv420_planes(buf, w, h)
     y = (y_p[:, :, 0].astype(np.float32) - 16) * (255 / 219)
     u = np.repeat(np.repeat(u_p[:, :, 0], 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32) - 128
     v = np.repeat(np.repeat(v_p[:, :, 0], 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32) - 128
     u, v = u * (255 / 224), v * (255 / 224)
-    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], axis=2)
+    rgb = np.stack([y + 1.5748 * v, y - 0.187324 * u - 0.468124 * v, y + 1.8556 * u], axis=2)
     return rgb.clip(0, 255).astype(np.uint8)
 
 

@@ -81,8 +81,22 @@ def test_a_face_in_deep_shadow_is_found_on_a_brightened_copy():
     assert detector._run(frame) == [], "found without brightening: the test would prove nothing"
     found = detector.detect(frame)
     assert any(d.x0 < x + w / 2 < d.x1 and d.y0 < y + h / 2 < d.y1 for d in found), found
-    # A picture that is not largely dark is not looked at twice.
-    assert detector._in_shadow(np.full((720, 1280, 3), 128, np.uint8)) == []
+    # A picture that is not largely dark is not looked at twice, black bars or not (a 2.39:1 film letterboxed is a
+    # quarter black; a portrait clip pillarboxed in 16:9 two thirds).
+    calls = []
+    detector_run = detector._run
+    object.__setattr__(detector, "_run", lambda picture: calls.append(picture.shape) or detector_run(picture))
+    grey = np.full((720, 1280, 3), 128, np.uint8)
+    letterboxed, pillarboxed = grey.copy(), grey.copy()
+    letterboxed[:92], letterboxed[-92:] = 0, 0
+    pillarboxed[:, :438], pillarboxed[:, -438:] = 16, 16
+    for picture in (grey, letterboxed, pillarboxed):
+        assert detector._in_shadow(picture) == []
+    assert calls == []
+    # Inside bars, a dark picture still is.
+    boxed = np.zeros((720, 1280, 3), np.uint8)
+    boxed[92:-92] = frame[92:-92]
+    assert detector._in_shadow(boxed) != [] and len(calls) == 1
 
 
 def test_the_large_face_pass_keeps_only_large_faces():

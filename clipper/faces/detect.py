@@ -263,6 +263,9 @@ class FaceDetector(Protocol):
 LARGE_FACE_SIDE = 90
 LARGE_FACE_BORDER = 0.5
 LARGE_FACE_MIN = 0.5
+# ... or from this many pixels, if fewer: the first pass fails from an absolute size (a 4K face of 1,728 px scored
+# 0.31), so at 6K-8K half the shorter side (2,160 px at 8K) would leave faces between to neither pass.
+LARGE_FACE_MIN_PX = 1200
 BORDER_GREY = 128
 
 # Faces in shadow. A face kept at 2 % of its brightness in a dark room with a bright window (a backlit, "silhouette"
@@ -270,11 +273,33 @@ BORDER_GREY = 128
 # of 0.5 (shadows lifted, noise not amplified as much as by stronger curves, which found it less often), CenterFace
 # scored it 0.50-0.74 in every frame. So a picture with at least SHADOW_SHARE of its pixels darker than SHADOW_LUMA
 # is looked at a second time, brightened; on the corpus (359 frames, 100 of them that dark) that pass found nothing
-# the first did not. A small face in a small shadow of a bright picture does not set it off.
+# the first did not. Black bars (flat, dark border rows and columns) do not count. A small face in a small shadow of
+# a bright picture does not set it off.
 SHADOW_LUMA = 32
 SHADOW_SHARE = 0.1
 SHADOW_GAMMA = 0.5
 _SHADOW_LUT = [round(255 * (v / 255) ** SHADOW_GAMMA) for v in range(256)]
+
+
+def _without_bars(luma: np.ndarray) -> np.ndarray:
+    """The picture inside its black bars: border rows and columns that are flat (within 2 levels) and dark.
+
+    Letterboxed or pillarboxed footage (a 2.39:1 film, a 4:3 archive, a phone's portrait clip in a 16:9 frame) is a
+    quarter to two thirds black, which alone would set off the shadow pass on every frame (found in review).
+    """
+
+    def edge(flat: np.ndarray) -> tuple[int, int]:
+        """How many leading and trailing entries are True."""
+        if flat.all():
+            return len(flat), 0
+        return int(np.argmin(flat)), int(np.argmin(flat[::-1]))
+
+    def flat_dark(axis: int) -> np.ndarray:
+        return (np.ptp(luma, axis=axis) <= 2) & (luma.mean(axis=axis) < SHADOW_LUMA)
+
+    top, bottom = edge(flat_dark(1))
+    left, right = edge(flat_dark(0))
+    return luma[top : luma.shape[0] - bottom, left : luma.shape[1] - right]
 
 
 @dataclass(frozen=True)
@@ -307,7 +332,7 @@ class CenterFace:
         return (
             f"centerface-{_model_sha256()[:16]}-t{self.threshold}-w{self.width or 'full'}"
             + ("" if self.precision == "f32" else f"-{self.precision}")
-            + f"-large{LARGE_FACE_SIDE}b{LARGE_FACE_BORDER}m{LARGE_FACE_MIN}"
+            + f"-large{LARGE_FACE_SIDE}b{LARGE_FACE_BORDER}m{LARGE_FACE_MIN}p{LARGE_FACE_MIN_PX}"
             + f"-shadow{SHADOW_LUMA}s{SHADOW_SHARE}g{SHADOW_GAMMA}"
         )
 
@@ -334,8 +359,8 @@ class CenterFace:
 
     def _in_shadow(self, rgb: np.ndarray) -> list[Detection]:
         """Faces found on a brightened copy of a picture that is largely dark (see SHADOW_SHARE); none otherwise."""
-        luma = rgb[::4, ::4].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        if (luma < SHADOW_LUMA).mean() < SHADOW_SHARE:
+        luma = _without_bars(rgb[::4, ::4].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+        if luma.size == 0 or (luma < SHADOW_LUMA).mean() < SHADOW_SHARE:
             return []
         from PIL import Image
 
@@ -361,7 +386,7 @@ class CenterFace:
         out = []
         for d in self._run(canvas):
             x0, y0, x1, y1 = (d.x0 - bx) / k, (d.y0 - by) / k, (d.x1 - bx) / k, (d.y1 - by) / k
-            if y1 - y0 < LARGE_FACE_MIN * min(h, w) or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            if y1 - y0 < min(LARGE_FACE_MIN * min(h, w), LARGE_FACE_MIN_PX) or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
                 continue
             out.append(Detection(max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1), d.score))
         return out
