@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from clipper.errors import ClipperError
 from clipper.faces.cache import DetectionCache, track_key
-from clipper.faces.detect import FLOOR_PX, CenterFace, FaceDetector
+from clipper.faces.detect import FLOOR_PX, LUMA_WEIGHTS, CenterFace, FaceDetector
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
 from clipper.ffmpeg import read_frames
 from clipper.graph import analysis_cmd
@@ -51,8 +51,6 @@ ANALYSIS_STRIDE = 2
 # skipped frames), a face gliding 13 px a frame scores 0.
 FLASH_THRESHOLD = 12.0
 FLASH_BLOCK = 8  # in the half-resolution grey picture the score is computed on: 16 analysed pixels
-# Rec. 601 luma weights: how bright a frame looks, to spot frames too dark to trust the detector.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def frame_width(display_width: int, floor_px: int = DETECTOR_FLOOR_PX) -> int:

@@ -324,14 +324,13 @@ def _segment_picture(stream, seg: SegmentPlan, plan: RenderPlan):
     # to the very end would then come out short. The last frame is repeated a few times, the trim decides.
     v = v.filter("tpad", stop_mode="clone", stop=END_PAD_FRAMES)
     v = v.filter("trim", end_frame=seg.out_frames).filter("setpts", "PTS-STARTPTS")
-    # Every frame at the probed display size: square pixels, and a stream whose picture size changes midway (a
-    # video call, a DVR recording) keeps the size its masks were placed for (the input does not rebuild this
-    # graph then: reinit_filter 0). A no-op for frames already that size.
     if seg.hdr:
         v = _tone_mapped(v, seg)  # BT.709 from here
-    # BT.709, what every output is (and says it is): an SD picture's BT.601 colours would shift on players
-    # (a red 200,30,30 shown as 213,46,28). A no-op for BT.709 pictures; RGB ones are converted to YUV later, with
-    # BT.709's matrix too.
+    # Every frame at the probed display size: square pixels, and a stream whose picture size changes midway (a
+    # video call, a DVR recording) keeps the size its masks were placed for (the input does not rebuild this
+    # graph then: reinit_filter 0). A no-op for frames already that size. And BT.709, what every output is (and
+    # says it is): an SD picture's BT.601 colours would shift on players (a red 200,30,30 shown as 213,46,28); a
+    # no-op for BT.709 pictures; RGB ones are converted to YUV later, with BT.709's matrix too.
     v = v.filter(
         "scale",
         seg.display_width,

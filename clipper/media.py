@@ -48,6 +48,9 @@ class MediaFacts:
     matrix: str = "bt709"
     hdr: str = ""
     primaries: str = ""  # zscale's name for an HDR picture's primaries (bt2020 from phones); "" for SDR
+    # The tags as written (FFmpeg's enums: primaries, transfer, matrix, range; 2 is "unspecified" in the first three,
+    # 0 in the last), for checking an output says what it is.
+    colour_tags: tuple[int, int, int, int] = (2, 2, 2, 0)
 
     @property
     def display_width(self) -> int:
@@ -216,6 +219,7 @@ def probe(path: Path) -> MediaFacts:
             matrix=matrix,
             hdr=hdr,
             primaries=primaries,
+            colour_tags=tuple(colour_tag(frame, cc, k) for k in COLOUR_TAGS),  # type: ignore[arg-type]
         )
 
 
@@ -223,6 +227,9 @@ def probe(path: Path) -> MediaFacts:
 _MATRIX = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _HDR_TRANSFER = {16: "pq", 18: "hlg"}  # AVColorTransferCharacteristic: SMPTE ST 2084, ARIB STD-B67
 _PRIMARIES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 12: "smpte432"}  # as zscale names them
+
+
+COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
 
 
 def colour_tag(frame: object, cc: object, name: str) -> int:

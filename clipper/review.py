@@ -143,8 +143,7 @@ def review_frames(faces: FaceAnalysis, plan: RenderPlan) -> list[tuple[int, str]
     When there are more than fit, dark stretches come first, then the longest holds and bridges, then the
     lowest scores: a long hold matters more than many short ones.
     """
-    stretches: list[tuple[int, int, int, str]] = []  # (priority, -length, clip frame of first, label)
-    picks_of: dict[tuple[int, int, str], list[int]] = {}
+    stretches: list[tuple[int, int, int, str, list[int]]] = []  # (priority, -length, first, label, frames to show)
     scored = []
     for s_idx, seg in enumerate(faces.segments):
         start = plan.segments[s_idx].clip_start_frame
@@ -154,11 +153,9 @@ def review_frames(faces: FaceAnalysis, plan: RenderPlan) -> list[tuple[int, str]
         for first, last, kind in faces.coverage(s_idx)["stretches"]:
             a, b = start + first, start + last
             label = f"{kind} {a}-{b}" if b > a else f"{kind} {a}"
-            stretches.append((0 if kind == "dark" else 1, -(b - a), a, label))
-            picks_of[(a, b, label)] = sorted({a, (a + b) // 2, b})
+            stretches.append((0 if kind == "dark" else 1, -(b - a), a, label, sorted({a, (a + b) // 2, b})))
     picks: dict[int, str] = {}
-    for _, neg_len, a, label in sorted(stretches):
-        frames = picks_of[(a, a - neg_len, label)]
+    for _, _, _, label, frames in sorted(stretches):
         if len(picks) + len(frames) > MAX_SHEET_FRAMES - min(MAX_LOWEST, len(scored)):
             break
         for f in frames:

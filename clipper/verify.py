@@ -10,7 +10,7 @@ from pathlib import Path
 from clipper.errors import MediaError, VerifyError
 from clipper.ffmpeg import run_ffmpeg
 from clipper.graph import LOUDNESS_METER_FILTER, parse_loudness
-from clipper.media import colour_tag, probe
+from clipper.media import probe
 from clipper.presets import AUDIO_CHANNELS, AUDIO_RATE, LOUDNESS_LUFS, TRUE_PEAK_DBTP
 
 # Tags an MP4 carries whatever we do; they identify nothing.
@@ -201,15 +201,13 @@ def verify_output(path: Path, exp: Expectation) -> CheckReport:
         frames = v.frames
         a = c.streams.audio[0] if c.streams.audio else None
         audio = (a.codec_context.name, a.codec_context.sample_rate, a.codec_context.channels, a.profile) if a else None
-        first = next(c.decode(v), None)
-        # AVColorPrimaries/Transfer/Space 1 is BT.709 in all three; 1 of color_range is limited (TV).
-        colour = tuple(colour_tag(first, v.codec_context, k) for k in ("color_primaries", "color_trc", "colorspace"))
-        colour_range = colour_tag(first, v.codec_context, "color_range")
     r.check("profile", profile == "High", profile, "High")
+    # AVColorPrimaries/Transfer/Space 1 is BT.709 in all three; 1 of color_range is limited (TV).
+    *colour, colour_range = facts.colour_tags
     r.check(
         "colour",
-        colour == (1, 1, 1) and colour_range == 1,
-        f"{colour} range {colour_range}",
+        tuple(colour) == (1, 1, 1) and colour_range == 1,
+        f"{tuple(colour)} range {colour_range}",
         "BT.709 (1, 1, 1), limited",
     )
     r.check("frames", frames == exp.frames, frames, exp.frames)

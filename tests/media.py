@@ -540,6 +540,26 @@ def face_video(
     return path, boxes
 
 
+# The astronaut's head as cropped for the still pictures below, and her face's box in it (cheek to cheek, brow to
+# chin: what CenterFace's box spans), x, y, w, h.
+_HEAD_ROWS, _HEAD_COLS = slice(10, 250), slice(120, 330)
+FACE_IN_HEAD = (62, 48, 88, 120)
+
+
+def head_sprite(scale: float, resample: int) -> np.ndarray:
+    """The astronaut's head (210x240 px at scale 1) scaled, as RGB; her face's box is FACE_IN_HEAD times `scale`."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    head = skimage_data.astronaut()[_HEAD_ROWS, _HEAD_COLS]
+    return np.asarray(Image.fromarray(head).resize((max(1, round(210 * scale)), max(1, round(240 * scale))), resample))
+
+
+def _face_box(x: int, y: int, scale: float) -> tuple[int, int, int, int]:
+    fx, fy, fw, fh = FACE_IN_HEAD
+    return (x + round(fx * scale), y + round(fy * scale), round(fw * scale), round(fh * scale))
+
+
 def faces_still_video(
     path: Path,
     *,
@@ -558,7 +578,6 @@ def faces_still_video(
 
     path = Path(path)
     width, height = size
-    head = skimage_data.astronaut()[10:250, 120:330]  # CenterFace's box on the face: x 62..150, y 48..168 of this
     frame = np.full((height, width, 3), 128, np.uint8)
     if background:
         picture = np.asarray(getattr(skimage_data, background)())
@@ -567,20 +586,13 @@ def faces_still_video(
         frame = np.array(Image.fromarray(picture[..., :3]).resize((width, height), Image.BILINEAR))
     boxes = []
     for k, px in enumerate(face_px):
-        scale = px / 88
-        sprite = np.asarray(
-            Image.fromarray(head).resize((max(1, round(210 * scale)), max(1, round(240 * scale))), Image.LANCZOS)
-        )
+        scale = px / FACE_IN_HEAD[2]
+        sprite = head_sprite(scale, Image.LANCZOS)
         sh, sw = sprite.shape[:2]
         x, y = round(width * (k + 1) / (len(face_px) + 1)) - sw // 2, height // 3 + (k % 2) * height // 3
         frame[y : y + sh, x : x + sw] = sprite
-        boxes.append((x + round(62 * scale), y + round(48 * scale), round(88 * scale), round(120 * scale)))
-    with tempfile.TemporaryDirectory(prefix="clipper-media-") as tmp:
-        raw = Path(tmp) / "frames.rgb"
-        raw.write_bytes(frame.tobytes() * frames)
-        args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", str(raw)]
-        ffmpeg_run([*args, "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", str(path)])
-    return path, boxes
+        boxes.append(_face_box(x, y, scale))
+    return still_video(path, frame, frames=frames, fps=fps), boxes
 
 
 def rgb_frames(path: Path) -> list[np.ndarray]:
@@ -647,20 +659,18 @@ def red_and_grey_video(
     return Path(path)
 
 
-def closeup_picture(size: tuple[int, int], face_frac: float, background: str | None = None) -> np.ndarray:
+def closeup_picture(size: tuple[int, int], face_frac: float) -> np.ndarray:
     """An RGB picture of the astronaut's face `face_frac` times the picture's height (chin to forehead, what a
-    detector's box spans), centred: above 1, an extreme close-up whose face runs off the frame."""
+    detector's box spans), centred on grey: above 1, an extreme close-up whose face runs off the frame."""
     from PIL import Image
-    from skimage import data as skimage_data
 
     width, height = size
-    head = skimage_data.astronaut()[10:250, 120:330]  # the face's box: x 62..150, y 48..168 of this (120 tall)
-    k = face_frac * height / 120
-    sprite = np.asarray(Image.fromarray(head).resize((round(210 * k), round(240 * k)), Image.BILINEAR))
+    fx, fy, fw, fh = FACE_IN_HEAD
+    k = face_frac * height / fh
+    sprite = head_sprite(k, Image.BILINEAR)
     frame = np.full((height, width, 3), 128, np.uint8)
-    if background:
-        frame = np.asarray(Image.fromarray(getattr(skimage_data, background)()).resize((width, height))).copy()
-    x0, y0 = round(width / 2 - 106 * k), round(height / 2 - 108 * k)  # the face's centre on the picture's
+    # The face's centre on the picture's.
+    x0, y0 = round(width / 2 - (fx + fw / 2) * k), round(height / 2 - (fy + fh / 2) * k)
     sx, sy, dx, dy = max(0, -x0), max(0, -y0), max(0, x0), max(0, y0)
     w, h = min(sprite.shape[1] - sx, width - dx), min(sprite.shape[0] - sy, height - dy)
     frame[dy : dy + h, dx : dx + w] = sprite[sy : sy + h, sx : sx + w]
@@ -683,13 +693,11 @@ def shadow_picture(face_px: int = 240, brightness: float = 0.02) -> tuple[np.nda
     `face_px` wide, at `brightness` of its own (a backlit "silhouette" interview); and the face's box (x, y, w, h).
     The picture's mean is about 50: not a frame too dark to trust."""
     from PIL import Image
-    from skimage import data as skimage_data
 
-    head = skimage_data.astronaut()[10:250, 120:330]  # the face's box: x 62..150, y 48..168 of this
-    k = face_px / 88
-    sprite = np.asarray(Image.fromarray(head).resize((round(210 * k), round(240 * k)), Image.BILINEAR))
+    k = face_px / FACE_IN_HEAD[2]
+    sprite = head_sprite(k, Image.BILINEAR)
     frame = np.full((720, 1280, 3), 12, np.uint8)
     frame[80:640, 900:1200] = 240
     x, y = 300, 30
     frame[y : y + sprite.shape[0], x : x + sprite.shape[1]] = (sprite * brightness).astype(np.uint8)
-    return frame, (x + round(62 * k), y + round(48 * k), round(88 * k), round(120 * k))
+    return frame, _face_box(x, y, k)

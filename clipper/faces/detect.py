@@ -275,6 +275,8 @@ BORDER_GREY = 128
 # is looked at a second time, brightened; on the corpus (359 frames, 100 of them that dark) that pass found nothing
 # the first did not. Black bars (flat, dark border rows and columns) do not count. A small face in a small shadow of
 # a bright picture does not set it off.
+# Rec. 601 luma weights: how bright a picture looks (the analysis's dark frames use them too).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 SHADOW_LUMA = 32
 SHADOW_SHARE = 0.1
 SHADOW_GAMMA = 0.5
@@ -304,7 +306,7 @@ def _without_bars(luma: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CenterFace:
-    """CenterFace detector; `width` analyzes a downscaled copy (faster, misses faces below ~14 px there)."""
+    """CenterFace detector; `width` analyzes a downscaled copy (faster, misses faces below FLOOR_PX there)."""
 
     threshold: float = DEFAULT_THRESHOLD
     width: int | None = None  # analysis width in pixels; None: full resolution
@@ -359,7 +361,7 @@ class CenterFace:
 
     def _in_shadow(self, rgb: np.ndarray) -> list[Detection]:
         """Faces found on a brightened copy of a picture that is largely dark (see SHADOW_SHARE); none otherwise."""
-        luma = _without_bars(rgb[::4, ::4].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+        luma = _without_bars(rgb[::4, ::4].astype(np.float32) @ LUMA_WEIGHTS)
         if luma.size == 0 or (luma < SHADOW_LUMA).mean() < SHADOW_SHARE:
             return []
         from PIL import Image
