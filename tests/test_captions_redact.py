@@ -26,3 +26,39 @@ def test_in_doubt_a_word_touching_the_bleep_by_one_frame_is_redacted():
     # "Raqqa" ends at character 14 of 32: frame ~143.75; a bleep starting at frame 144 still takes it.
     [cue] = redact([CUE], [(144, 146)])
     assert "Raqqa" not in cue.lines[0]
+
+
+def test_named_words_match_whatever_unicode_form_accents_or_vowel_marks_the_caption_writes_them_in():
+    # A QA sweep published both names: "José" saved decomposed (NFD, as macOS tools write it) and منبج written
+    # with its vowel marks and a tatweel, against the manifest's plain spellings.
+    import unicodedata
+
+    written = [
+        unicodedata.normalize("NFD", "They called him José in the camp"),
+        "في مَنْبِـج كان السوق",
+        "وأحمدُ كان هناك",  # a prefix joined, a vowel mark on the name
+        "Abu\u200cOmar left",  # a zero-width non-joiner inside the name
+        "ZEYNEP ABLA",  # case
+        "جاء مصطفى",  # alef maksura where the manifest writes yeh
+    ]
+    cue = TimedCue(0, 100, tuple(written), 1)
+    names = ["José", "منبج", "احمد", "AbuOmar", "zeynep", "مصطفي"]
+    # The bleep's time falls on the cue's last word only (the one line 6 names anyway).
+    [out] = redact([cue], [(99.5, 100, names)])
+    text = " ".join(out.lines)
+    assert out.lines[0] == f"They called him {MARKER} in the camp"
+    assert out.lines[1] == f"في {MARKER} كان السوق"
+    assert out.lines[2] == f"{MARKER} كان هناك"
+    assert out.lines[3] == f"{MARKER} left"
+    assert out.lines[4] == f"{MARKER} ABLA"
+    assert out.lines[5] == f"جاء {MARKER}"
+    assert "السوق" in text and "camp" in text
+
+
+def test_fold_keeps_what_tells_words_apart():
+    from clipper.captions.redact import fold
+
+    assert fold("José") == fold("JOSE\u0301") == "jose"
+    assert fold("مَنْبِـج") == fold("منبج")
+    assert fold("Raqqa") != fold("Mosul")
+    assert fold("東京") == "東京"

@@ -11,11 +11,26 @@ over that part, the words would land at the wrong times (a QA sweep published a 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
 MARKER = "[…]"
+
+# Letters written one way or another for the same name: Arabic alef maksura and yeh, teh marbuta and heh, the
+# Persian yeh and kaf, the Turkish dotless i. Folded together on both sides of a comparison (in doubt, redact more).
+_FOLD = str.maketrans({"ى": "ي", "ی": "ي", "ة": "ه", "ک": "ك", "ı": "i"})
+
+
+def fold(text: str) -> str:
+    """`text` as names are compared: case, Unicode form, accents and Arabic vowel marks, the stretching tatweel,
+    invisible joiners and direction marks, and spelling variants of a few letters all set aside."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    # Mn: combining marks (é's accent once decomposed, Arabic harakat and hamza above/below). Cf: format characters
+    # (zero-width joiners, direction marks, soft hyphen). The tatweel is a letter (Lm) that only stretches a word.
+    kept = "".join(c for c in decomposed if c != "\u0640" and unicodedata.category(c) not in ("Mn", "Me", "Cf"))
+    return unicodedata.normalize("NFKC", kept).translate(_FOLD)
 
 
 class _Cue(Protocol):
@@ -38,7 +53,8 @@ def redact(
 
     A span may name its words too, for what the even-rate estimate cannot place (a translation that puts the name
     elsewhere in its cue): in a cue shown during the span, every word holding one of them goes as well. Matching
-    ignores case and takes a word holding the name (Arabic joins prefixes to it: "وأحمد" holds "أحمد"); text
+    ignores case, accents, Unicode forms (a macOS tool saves "José" decomposed), Arabic vowel marks and tatweel
+    (see `fold`), and takes a word holding the name (Arabic joins prefixes to it: "وأحمد" holds "أحمد"); text
     without spaces (Japanese) is one word, so its whole line goes. In doubt, redact more.
     """
     out: list[C] = []
@@ -47,7 +63,7 @@ def redact(
         if not hits:
             out.append(cue)
             continue
-        names = {token.casefold() for sp in hits if len(sp) > 2 for w in sp[2] for token in w.split()}
+        names = {fold(token) for sp in hits if len(sp) > 2 for w in sp[2] for token in w.split()} - {""}
         total = sum(len(line) for line in cue.lines) or 1
         duration = cue.end - cue.start
         offset = 0
@@ -60,7 +76,7 @@ def redact(
                 pos += len(word) + 1
                 covered = bool(word) and (
                     any(sp[0] < w1 + margin and sp[1] > w0 - margin for sp in hits)
-                    or any(n in word.casefold() for n in names)
+                    or any(n in fold(word) for n in names)
                 )
                 if covered and words and words[-1] == marker:
                     continue
