@@ -955,6 +955,13 @@ def gate_frames(plan: RenderPlan, faces: FaceAnalysis | None = None, every: int 
     chosen.update(range(plan.intro_frames + plan.clip_frames, plan.total_frames, every))
     for start, end in zip(cuts, cuts[1:], strict=False):
         chosen.update(range(start + 1, end, every))
+    for s_idx, seg_plan in enumerate(plan.segments):
+        # Whatever the stride (CLIPPER_ANALYSIS_STRIDE=3 leaves two frames in three to the gate, which at every 2nd
+        # frame saw only one of them: a QA audit published a face shown on such a frame), every frame the analysis
+        # did not look at is the gate's.
+        analysed = faces.analysed(s_idx)
+        first = plan.intro_frames + seg_plan.clip_start_frame
+        chosen.update(first + j for j in range(seg_plan.out_frames) if j not in analysed)
     for seg_plan, seg in zip(plan.segments, faces.segments, strict=True):
         # A frame the analysis looked at only because it flashed a picture of its own: the gate's own sampling
         # could skip it as the analysis's stride did, so it is checked, as are its neighbours.

@@ -297,6 +297,48 @@ def test_a_face_shown_on_skipped_frames_only_is_found_and_masked(
     assert {f + d for f in shown for d in (-1, 0, 1)} <= set(gate_frames(plan, faces))
 
 
+def test_at_stride_3_the_gate_checks_every_frame_the_analysis_skipped(
+    tmp_path, write_manifest, render_manifest, monkeypatch
+):
+    # A face on one skipped frame, where a white card stood until the frame before: the flash score discounts
+    # what changed beside it (0.0), and the gate's every-2nd-frame sampling fell on the analysis's frames 3 and 9,
+    # never on 8. A QA audit published the face whole at CLIPPER_ANALYSIS_STRIDE=3, exit 0.
+    import tempfile
+    from pathlib import Path
+
+    from media import FACE_IN_HEAD, head_sprite
+    from PIL import Image
+
+    monkeypatch.setenv("CLIPPER_ANALYSIS_STRIDE", "3")
+    monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
+    sprite = head_sprite(110 / FACE_IN_HEAD[2], Image.LANCZOS)
+    sh, sw = sprite.shape[:2]
+    x0, y0 = 220, (360 - sh) // 2
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "f.rgb"
+        with raw.open("wb") as f:
+            for i in range(30):
+                frame = np.full((360, 640, 3), 20, np.uint8)
+                if i < 8:
+                    frame[y0 - 8 : y0 + sh + 8, x0 - 8 : x0 + sw + 8] = 255
+                elif i == 8:
+                    frame[y0 : y0 + sh, x0 : x0 + sw] = sprite
+                f.write(frame.tobytes())
+        ffmpeg_run(
+            ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360", "-framerate", "25", "-i", str(raw)]
+            + ["-c:v", "libx264", "-preset", "veryfast", "-crf", "14", "-pix_fmt", "yuv420p", str(tmp_path / "a.mp4")]
+        )
+    path = write_manifest({"a": "a.mp4"}, [{"source": "a", "in": 0, "out": 1.2}], faces=PIXELATE)
+    try:
+        (result,) = render_manifest(path)
+    except AnonymityError as e:
+        assert "0.32 s" in str(e)  # frame 8: the gate saw it and stopped the job
+        assert not list((tmp_path / "out").rglob("*.mp4"))
+    else:  # or the analysis found it and masked it
+        frame = rgb_frames(result.path)[8]
+        _assert_faces_hidden([frame], [(x0, y0, sw, sh)], 2.0)
+
+
 def test_the_flash_score_tells_a_flashed_picture_from_motion():
     from scipy import ndimage
 

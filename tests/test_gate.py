@@ -258,21 +258,29 @@ def test_a_real_face_is_confirmed_up_close_and_a_hit_on_flat_grey_is_dismissed(f
     assert confirm_hits(face_video, [ghost]) == ([ghost], [])
 
 
-def _steady_then_face(n: int, enters: int, held: range) -> SimpleNamespace:
-    """A fake face analysis: no mask before `enters`, one mask after it, held (not detected) in `held`."""
+def _steady_then_face(n: int, enters: int, held: range, stride: int = 1) -> SimpleNamespace:
+    """A fake face analysis: no mask before `enters`, one mask after it, held (not detected) in `held`; the
+    detector looked at every `stride`-th frame."""
 
     def mask_at(f: int) -> tuple[int, FrameMask]:
         if f < enters:
             return 0, FrameMask(f, (), False, "none")
         return 0, FrameMask(f, ((10, 10, 50, 50),), False, "held" if f in held else "detected")
 
-    return SimpleNamespace(mask_at=mask_at, segments=[SimpleNamespace(flashed=())])
+    return SimpleNamespace(
+        mask_at=mask_at,
+        segments=[SimpleNamespace(flashed=())],
+        analysed=lambda segment: {*range(0, n, stride), n - 1},
+    )
 
 
 def test_gate_checks_every_frame_where_masks_are_uncertain_and_samples_the_rest(monkeypatch):
     monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
     plan = SimpleNamespace(
-        intro_frames=10, clip_frames=100, total_frames=120, segments=[SimpleNamespace(clip_start_frame=0)]
+        intro_frames=10,
+        clip_frames=100,
+        total_frames=120,
+        segments=[SimpleNamespace(clip_start_frame=0, out_frames=100)],
     )
     frames = gate_frames(plan, _steady_then_face(100, enters=40, held=range(70, 80)), every=3)
     chosen = set(frames)
@@ -304,9 +312,13 @@ def test_gate_samples_frames_bridged_between_detections(monkeypatch):
     assert {len(masks[f].boxes) for f in range(1, 50, 2)} != {len(masks[f].boxes) for f in range(2, 50, 2)}
 
     plan = SimpleNamespace(
-        intro_frames=0, clip_frames=n, total_frames=n, segments=[SimpleNamespace(clip_start_frame=0)]
+        intro_frames=0, clip_frames=n, total_frames=n, segments=[SimpleNamespace(clip_start_frame=0, out_frames=n)]
     )
-    faces = SimpleNamespace(mask_at=lambda f: (0, masks[f]), segments=[SimpleNamespace(flashed=())])
+    faces = SimpleNamespace(
+        mask_at=lambda f: (0, masks[f]),
+        segments=[SimpleNamespace(flashed=())],
+        analysed=lambda segment: {*range(0, n, 2), n - 1},
+    )
     frames = gate_frames(plan, faces, every=2)
     chosen = set(frames)
     # The second face's first sighting is frame 60; it is held 15 frames before that: every frame around the
@@ -318,6 +330,20 @@ def test_gate_samples_frames_bridged_between_detections(monkeypatch):
     assert all(b - a <= 2 for a, b in zip(frames, frames[1:], strict=False))
 
 
+def test_every_frame_the_analysis_skipped_is_gated_whatever_its_stride(monkeypatch):
+    monkeypatch.delenv("CLIPPER_GATE_EVERY", raising=False)
+    plan = SimpleNamespace(
+        intro_frames=5, clip_frames=60, total_frames=70, segments=[SimpleNamespace(clip_start_frame=0, out_frames=60)]
+    )
+    for stride in (1, 2, 3):
+        faces = _steady_then_face(60, enters=0, held=range(0), stride=stride)
+        chosen = set(gate_frames(plan, faces))
+        skipped = {5 + j for j in range(60) if j not in faces.analysed(0)}
+        assert skipped <= chosen, (stride, sorted(skipped - chosen))
+    # At stride 1 the gate still samples on its own (every 2nd frame), not every frame.
+    assert len(gate_frames(plan, _steady_then_face(60, enters=0, held=range(0), stride=1))) < 50
+
+
 def test_faces_in_view_counts_overlapping_boxes_once():
     assert faces_in_view(()) == 0
     assert faces_in_view(((0, 0, 10, 10), (5, 5, 10, 10), (14, 14, 5, 5))) == 1  # a chain of overlaps
@@ -327,7 +353,7 @@ def test_faces_in_view_counts_overlapping_boxes_once():
 
 def test_gate_every_can_be_made_denser_never_sparser(monkeypatch):
     plan = SimpleNamespace(
-        intro_frames=0, clip_frames=50, total_frames=50, segments=[SimpleNamespace(clip_start_frame=0)]
+        intro_frames=0, clip_frames=50, total_frames=50, segments=[SimpleNamespace(clip_start_frame=0, out_frames=50)]
     )
     monkeypatch.setenv("CLIPPER_GATE_EVERY", "1")
     assert gate_frames(plan, _steady_then_face(50, enters=0, held=range(0))) == list(range(50))
@@ -371,11 +397,15 @@ def test_the_gate_samples_the_frames_the_analysis_skipped(monkeypatch):
         intro_frames=12,
         clip_frames=100,
         total_frames=137,
-        segments=[SimpleNamespace(clip_start_frame=0), SimpleNamespace(clip_start_frame=37)],
+        segments=[
+            SimpleNamespace(clip_start_frame=0, out_frames=37),
+            SimpleNamespace(clip_start_frame=37, out_frames=63),
+        ],
     )
     faces = SimpleNamespace(
         mask_at=lambda f: (0, FrameMask(f, (), False, "none")),
         segments=[SimpleNamespace(flashed=()), SimpleNamespace(flashed=())],
+        analysed=lambda segment: (lambda n: {*range(0, n, 2), n - 1})((37, 63)[segment]),
     )
     chosen = set(gate_frames(plan, faces, every=2))
     for start, length in ((12, 37), (49, 63)):
