@@ -474,6 +474,10 @@ def render(
         )
     withdraw_outputs(folder, plan.variants)
     (folder / f"{plan.manifest_id}.voice.wav").unlink(missing_ok=True)  # a voice preview of the manifest as it was
+    if not overlays and not all(v.preview for v in plan.variants):
+        # output/<id>/ is what gets uploaded: the review sheet was for the editor before this render (a batch
+        # withdraws it too). A preview leaves it, for the look it goes with.
+        (folder / f"{plan.manifest_id}.review.png").unlink(missing_ok=True)
     shared = shared_work(plan, out_root, progress=progress, detector=detector)
     results = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:

@@ -167,12 +167,18 @@ def review_frames(faces: FaceAnalysis, plan: RenderPlan) -> list[tuple[int, str]
     return sorted(picks.items())
 
 
-def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Path, int]:
-    """Write a PNG of the frames a person should check, masked and annotated; return it and its frame count.
+def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Path, int, list[int]]:
+    """Write a PNG of the frames a person should check, masked and annotated; return it, its frame count and the
+    frames left black because the verify detector found a face in them.
 
-    Frames are decoded and masked in memory like a render: the sheet never holds an unmasked face.
+    Frames are decoded and masked in memory like a render, then looked at by the render's verify detector: the sheet
+    never shows a face a render would refuse to publish (a QA audit found a face the analysis had missed, on a held
+    frame, bare on the sheet, which nothing had checked).
     """
+    from clipper.faces.gate import faces_in_picture
+
     picks = dict(review_frames(faces, plan))
+    withheld: list[int] = []
     layout = PipeLayout.for_plan(plan)
     cw, ch = layout.canvas
     masker = OverlayMasker(plan, layout, faces)
@@ -186,9 +192,15 @@ def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Pat
                 masker(i, frame)
                 s_idx, _ = faces.mask_at(i)
                 pw, ph = layout.pictures[s_idx]
-                img = Image.fromarray(yuv420_to_rgb(frame, cw, ch)[:ph, :pw])
+                rgb = np.ascontiguousarray(yuv420_to_rgb(frame, cw, ch)[:ph, :pw])
+                why = picks[i]
+                if faces_in_picture(rgb):
+                    withheld.append(i)
+                    rgb = np.zeros_like(rgb)
+                    why = f"{why}: FACE FOUND, not shown"
+                img = Image.fromarray(rgb)
                 img.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 4))
-                thumbs.append((i, picks[i], img))
+                thumbs.append((i, why, img))
     cell_h = max((t.height for _, _, t in thumbs), default=THUMB_WIDTH * 9 // 16) + 22
     cols = max(1, min(SHEET_COLUMNS, len(thumbs)))
     rows = max(1, -(-len(thumbs) // cols))
@@ -200,7 +212,8 @@ def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Pat
         x, y = 8 + (k % cols) * (THUMB_WIDTH + 8), 40 + (k // cols) * cell_h
         sheet.paste(img, (x, y))
         t = i / plan.fps
-        draw.text((x, y + img.height + 3), f"{i} ({float(t):.2f} s) {why}", fill=(220, 220, 220), font=_font(13))
+        colour = (255, 80, 80) if i in withheld else (220, 220, 220)
+        draw.text((x, y + img.height + 3), f"{i} ({float(t):.2f} s) {why}", fill=colour, font=_font(13))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     try:
@@ -209,12 +222,13 @@ def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Pat
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return out, len(thumbs)
+    return out, len(thumbs), withheld
 
 
 def review(manifest: Path, out_root: Path, *, detector: FaceDetector | None = None) -> tuple[Path, int]:
-    """Analyze a manifest's faces (or reuse the cache) and write its contact sheet under out_root/<id>/."""
-    from clipper.errors import ClipperError
+    """Analyze a manifest's faces (or reuse the cache) and write its contact sheet under out_root/<id>/; raise
+    AnonymityError, once the sheet is written, when the verify detector found a face in any of its frames."""
+    from clipper.errors import AnonymityError, ClipperError
     from clipper.faces.cache import DetectionCache
     from clipper.render import prepare
 
@@ -226,4 +240,16 @@ def review(manifest: Path, out_root: Path, *, detector: FaceDetector | None = No
             hint="set anonymize.faces.mode to pixelate, solid or blur",
         )
     faces = analyze_faces(plan, DetectionCache(cache_dir(out_root)), detector=detector)
-    return contact_sheet(plan, faces, Path(out_root) / plan.manifest_id / f"{plan.manifest_id}.review.png")
+    sheet, count, withheld = contact_sheet(
+        plan, faces, Path(out_root) / plan.manifest_id / f"{plan.manifest_id}.review.png"
+    )
+    if withheld:
+        times = ", ".join(f"{float(f / plan.fps):.2f} s" for f in withheld[:12]) + (" …" if len(withheld) > 12 else "")
+        raise AnonymityError(
+            f"the verify detector found a face in {len(withheld)} frame(s) of the sheet, "
+            f"at {times}: black on the sheet ({sheet}); a render would stop there",
+            where=str(manifest),
+            hint="look at those times with `clipper preview --masks`; if a face shows, raise anonymize.faces.padding, "
+            "use mode solid or CLIPPER_ANALYSIS_STRIDE=1; if it is not a person's face, cover it with a region",
+        )
+    return sheet, count

@@ -426,7 +426,7 @@ def test_cuts_of_different_sizes_and_odd_sizes_go_through_the_pipe(tmp_path, wri
     _assert_faces_hidden(frames[50:], boxes_b, kb, (1280 - 321 * kb) / 2, 0, core=0.7)
 
 
-def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_manifest, monkeypatch):
+def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_manifest, render_manifest, monkeypatch):
     from PIL import Image
 
     from clipper.review import review
@@ -445,6 +445,54 @@ def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_
     # dozen blocks can still score about 0.3 as "face-shaped" with CenterFace; it holds no identity.)
     assert CenterFace(threshold=0.5).detect(grid) == []
     assert not list(sheet.parent.glob(".*partial*"))
+    # output/<id>/ is what gets uploaded: a render withdraws the sheet (a batch did; a lone render left it for
+    # good); a preview, made for a look beside it, leaves it.
+    render_manifest(path, preview=True)
+    assert sheet.exists()
+    render_manifest(path)
+    assert not sheet.exists()
+
+
+def test_review_sheet_never_shows_a_face_the_verify_detector_finds(tmp_path, write_manifest):
+    # Face A leaves after frame 8 (its masks are held on); face B shows on frame 9 alone, where a white card stood
+    # until then: a skipped frame whose flash score is 0. The analysis never saw B, frame 9 opens a held stretch,
+    # and the sheet showed B bare (QA audit). Now the sheet's frames pass the render's gate first.
+    import tempfile
+    from pathlib import Path
+
+    from media import FACE_IN_HEAD, head_sprite
+    from PIL import Image
+
+    from clipper.review import review
+
+    sprite = head_sprite(60 / FACE_IN_HEAD[2], Image.LANCZOS)
+    sh, sw = sprite.shape[:2]
+    bx, ax, y = 60, 440, (360 - sh) // 2
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "f.rgb"
+        with raw.open("wb") as f:
+            for i in range(30):
+                frame = np.full((360, 640, 3), 20, np.uint8)
+                if i < 9:
+                    frame[y - 8 : y + sh + 8, bx - 8 : bx + sw + 8] = 255
+                    frame[y : y + sh, ax : ax + sw] = sprite
+                elif i == 9:
+                    frame[y : y + sh, bx : bx + sw] = sprite[:, ::-1]
+                f.write(frame.tobytes())
+        ffmpeg_run(
+            ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360", "-framerate", "25", "-i", str(raw)]
+            + ["-c:v", "libx264", "-preset", "veryfast", "-crf", "14", "-pix_fmt", "yuv420p", str(tmp_path / "a.mp4")]
+        )
+    path = write_manifest({"a": "a.mp4"}, [{"source": "a", "in": 0, "out": 1.2}], faces=PIXELATE)
+    with pytest.raises(AnonymityError, match=r"face in 1 frame\(s\) of the sheet, at 0\.36 s") as raised:
+        review(path, tmp_path / "out")
+    sheet = tmp_path / "out" / "clip" / "clip.review.png"
+    assert str(sheet) in str(raised.value)
+    with Image.open(sheet) as im:
+        grid = np.asarray(im.convert("RGB"))
+    from clipper.faces.gate import BlazeFace
+
+    assert CenterFace(threshold=0.5).detect(grid) == [] and BlazeFace(tiles=0).detect(grid) == []
 
 
 def test_review_sheet_at_the_analysis_stride_puts_real_holds_first(tmp_path, write_manifest):

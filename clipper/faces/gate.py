@@ -419,8 +419,7 @@ def confirm_hits(
     """
     import av
 
-    det = detector or BlazeFace()
-    close = BlazeFace(threshold=det.threshold, min_size_frac=det.min_size_frac, tiles=0)
+    close = _closer_look(detector or BlazeFace())
     by_frame: dict[int, list[GateHit]] = {}
     for h in hits:
         by_frame.setdefault(h.frame, []).append(h)
@@ -438,15 +437,44 @@ def confirm_hits(
                 continue
             seen.add(index)
             rgb = frame.to_ndarray(format="rgb24")
-            fh, fw = rgb.shape[:2]
             for h in by_frame[index]:
-                x0, y0, x1, y1 = h.box
-                side = max(x1 - x0, y1 - y0) * (1 + 2 * CONFIRM_CONTEXT)
-                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-                c, d = int(min(fw, math.ceil(cx + side / 2))), int(min(fh, math.ceil(cy + side / 2)))
-                crop = np.ascontiguousarray(rgb[b:d, a:c])
-                (confirmed if crop.size and close.detect(crop) else dismissed).append(h)
+                (confirmed if _confirmed(close, rgb, h.box) else dismissed).append(h)
     # A hit whose frame could not be read again cannot be dismissed.
     confirmed += [h for f, hs in by_frame.items() if f not in seen for h in hs]
     return confirmed, dismissed
+
+
+def _closer_look(det: BlazeFace) -> BlazeFace:
+    """The detector that looks again at a hit: the same threshold and size floor, on the crop alone."""
+    return BlazeFace(threshold=det.threshold, min_size_frac=det.min_size_frac, tiles=0)
+
+
+def _confirmed(close: BlazeFace, rgb: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    """Whether a hit's box (in `rgb`'s pixels) still holds a face looked at in a crop around it."""
+    fh, fw = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * CONFIRM_CONTEXT)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(fw, math.ceil(cx + side / 2))), int(min(fh, math.ceil(cy + side / 2)))
+    crop = np.ascontiguousarray(rgb[b:d, a:c])
+    return bool(crop.size and close.detect(crop))
+
+
+def faces_in_picture(rgb: np.ndarray, detector: BlazeFace | None = None) -> list[Detection]:
+    """The faces the gate finds in one full-size RGB picture, each confirmed by a closer look (as in a render).
+
+    For pictures that are written without passing through a rendered file's gate (the review sheet's frames).
+    """
+    det = detector or BlazeFace()
+    h, w = rgb.shape[:2]
+    aw, ah = det.analysis_size(w, h)
+    view = rgb if (aw, ah) == (w, h) else np.asarray(Image.fromarray(rgb).resize((aw, ah), Image.Resampling.BILINEAR))
+    close = _closer_look(det)
+    sx, sy = w / aw, h / ah
+    found = []
+    for d in det.detect(view):
+        box = (d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
+        if _confirmed(close, rgb, box):
+            found.append(Detection(*box, score=d.score))
+    return found
