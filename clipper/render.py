@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -53,6 +52,7 @@ from clipper.verify import Expectation, verify_output
 from clipper.voice import VoiceError
 from clipper.voice.check import check_voice, original_voice
 from clipper.voice.sound import SoundReport, cached_sound
+from clipper.workarea import publishing, remove_stale_work, work_area
 
 log = logging.getLogger("clipper.render")
 MAX_SIZE_ATTEMPTS = 3
@@ -315,7 +315,9 @@ def log_dir(out_root: Path, plan: RenderPlan) -> Path:
 
 
 def remove_stale_partials(folder: Path) -> list[Path]:
-    """Delete files and work folders an interrupted render left behind; return what was removed."""
+    """Delete the hidden partial files and work folders an interrupted process left in `folder` (a render of an
+    earlier version in output/<id>/, a batch report in output/); return what was removed. Renders now write under
+    output/.work/ (see clipper.workarea, `remove_stale_work`)."""
     removed = []
     if folder.is_dir():
         for p in folder.iterdir():
@@ -468,6 +470,7 @@ def render(
     folder.mkdir(parents=True, exist_ok=True)
     if clean:
         remove_stale_partials(folder)
+        remove_stale_work(out_root)
     if overlays:
         plan = replace(
             plan, variants=tuple(replace(v, filename=v.filename.replace(".mp4", ".masks.mp4")) for v in plan.variants)
@@ -480,8 +483,7 @@ def render(
         (folder / f"{plan.manifest_id}.review.png").unlink(missing_ok=True)
     shared = shared_work(plan, out_root, progress=progress, detector=detector)
     results = []
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work_name:
-        work = Path(work_name)
+    with work_area(out_root, plan.manifest_id) as work:
         for variant in plan.variants:
             results.append(
                 _render_variant(
@@ -508,47 +510,42 @@ def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
     folder.mkdir(parents=True, exist_ok=True)
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     final = folder / f"{plan.manifest_id}.voice.wav"
-    tmp = folder / f".{final.name}{PARTIAL}"
     final.unlink(missing_ok=True)  # made from the manifest as it was: never left standing if this one fails
-    try:
-        if plan.processes_audio:
-            sound = prepare_sound(plan, cache_root(out_root), source_hashes)
-            assert sound is not None
-            shutil.copyfile(sound.path, tmp)
-            verdict = "voice not changed"
-            if plan.voice is not None and sound.original is not None:
-                from clipper.voice.check import (
-                    RATE,
-                    THRESHOLDS,
-                    VoiceVerdict,
-                    compared_mask,
-                    decode_mono,
-                    similarity_of,
-                )
-
-                changed = decode_mono(sound.path)
-                changed = changed[compared_mask(plan, len(changed))]
-                sim, note = similarity_of(sound.original, changed)
-                v = VoiceVerdict(sim, THRESHOLDS[plan.voice.strength], len(changed) / RATE, note)
-                verdict = v.line()
-                if not v.passed:
-                    # Not even for a listen: output/<id>/ is what gets uploaded, and this voice leads to the person.
-                    raise AnonymityError(
-                        f"{final.name}: the changed voice is still linkable to the original ({verdict}); not written",
-                        where=plan.manifest_path.name,
-                        hint=_stronger_voice_hint(plan.voice.method, plan.voice.strength),
-                    )
-        else:
-            from clipper.voice.sound import build_sound, write_wav
-
-            samples, report = build_sound(plan, None)
-            write_wav(tmp, samples, report.rate)
-            verdict = "voice not changed (anonymize.voice is mode none)"
+    with work_area(out_root, plan.manifest_id) as work:
+        tmp = work / f".{final.name}{PARTIAL}"
+        verdict = _write_voice_only(plan, out_root, source_hashes, tmp, final.name)
         os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return final, verdict
+
+
+def _write_voice_only(plan: RenderPlan, out_root: Path, source_hashes: dict[str, str], tmp: Path, name: str) -> str:
+    """Write the voice preview `name` to `tmp`; return the voice check's one-line verdict (raise if it fails)."""
+    if not plan.processes_audio:
+        from clipper.voice.sound import build_sound, write_wav
+
+        samples, report = build_sound(plan, None)
+        write_wav(tmp, samples, report.rate)
+        return "voice not changed (anonymize.voice is mode none)"
+    sound = prepare_sound(plan, cache_root(out_root), source_hashes)
+    assert sound is not None
+    if plan.voice is None or sound.original is None:
+        shutil.copyfile(sound.path, tmp)
+        return "voice not changed"
+    from clipper.voice.check import RATE, THRESHOLDS, VoiceVerdict, compared_mask, decode_mono, similarity_of
+
+    changed = decode_mono(sound.path)
+    changed = changed[compared_mask(plan, len(changed))]
+    sim, note = similarity_of(sound.original, changed)
+    v = VoiceVerdict(sim, THRESHOLDS[plan.voice.strength], len(changed) / RATE, note)
+    if not v.passed:
+        # Not even for a listen: output/<id>/ is what gets uploaded, and this voice leads to the person.
+        raise AnonymityError(
+            f"{name}: the changed voice is still linkable to the original ({v.line()}); not written",
+            where=plan.manifest_path.name,
+            hint=_stronger_voice_hint(plan.voice.method, plan.voice.strength),
+        )
+    shutil.copyfile(sound.path, tmp)
+    return v.line()
 
 
 def _stronger_voice_hint(method: str, strength: str) -> str:
@@ -731,7 +728,7 @@ def _render_variant(
         if c
     }
     final = folder / variant.filename
-    tmp = folder / f".{variant.filename}{PARTIAL}"
+    tmp = work / f".{variant.filename}{PARTIAL}"
     logs = log_dir(folder.parent, plan)
     captions = plan.captions.get(variant.language)
     burn = None
@@ -870,21 +867,23 @@ def _render_variant(
             job_identity=job_identity,
         )
         side_final = final.with_suffix(".json")
-        side_tmp = folder / f".{side_final.name}{PARTIAL}"
+        side_tmp = work / f".{side_final.name}{PARTIAL}"
         side_tmp.write_text(sidecar.model_dump_json(indent=2) + "\n", encoding="utf-8")
         write_provenance(plan, variant, sha, source_hashes, captions, logs)
         texts = {}
         if captions is not None:
-            texts = {ext: folder / f".{final.with_suffix(ext).name}{PARTIAL}" for ext in (".vtt", ".srt")}
+            texts = {ext: work / f".{final.with_suffix(ext).name}{PARTIAL}" for ext in (".vtt", ".srt")}
             write_caption_sidecars(captions.cues, plan.fps, vtt=texts[".vtt"], srt=texts[".srt"])
-        os.replace(tmp, final)
-        for ext, t in texts.items():
-            os.replace(t, final.with_suffix(ext))
-        os.replace(side_tmp, side_final)
+        # The file renamed is the one hashed and checked: it lives in this render's own locked work folder.
+        with publishing(folder.parent, plan.manifest_id):
+            os.replace(tmp, final)
+            for ext, t in texts.items():
+                os.replace(t, final.with_suffix(ext))
+            os.replace(side_tmp, side_final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         for ext in (".json", ".vtt", ".srt"):
-            (folder / f".{final.with_suffix(ext).name}{PARTIAL}").unlink(missing_ok=True)
+            (work / f".{final.with_suffix(ext).name}{PARTIAL}").unlink(missing_ok=True)
         raise
     result = RenderResult(variant=variant, path=final, sidecar=side_final, seconds=sidecar.render_seconds, bytes=size)
     progress.finish(result)

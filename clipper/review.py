@@ -19,6 +19,7 @@ from clipper.ffmpeg import read_frames
 from clipper.graph import PipeLayout, decode_cmd
 from clipper.masking import FrameMasker
 from clipper.plan import RenderPlan
+from clipper.workarea import work_area
 
 # Overlay colours (Y, U, V, limited range) by why a frame is masked.
 _YUV = {
@@ -171,7 +172,8 @@ def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Pat
     """Write a PNG of the frames a person should check, masked and annotated; return it, its frame count and the
     frames left black because the verify detector found a face in them.
 
-    Frames are decoded and masked in memory like a render, then looked at by the render's verify detector: the sheet
+    `out` is out_root/<id>/<name>.png (the sheet is written in out_root/.work/ first). Frames are decoded and masked
+    in memory like a render, then looked at by the render's verify detector: the sheet
     never shows a face a render would refuse to publish (a QA audit found a face the analysis had missed, on a held
     frame, bare on the sheet, which nothing had checked).
     """
@@ -215,13 +217,10 @@ def contact_sheet(plan: RenderPlan, faces: FaceAnalysis, out: Path) -> tuple[Pat
         colour = (255, 80, 80) if i in withheld else (220, 220, 220)
         draw.text((x, y + img.height + 3), f"{i} ({float(t):.2f} s) {why}", fill=colour, font=_font(13))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
+    with work_area(out.parent.parent, plan.manifest_id) as work:
+        tmp = work / f".{out.name}.partial"
         sheet.save(tmp, format="PNG")
         os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out, len(thumbs), withheld
 
 

@@ -55,7 +55,11 @@ def _check_outputs(out: Path, expected: set[str]) -> None:
         with av.open(str(mp4)) as c:
             frames = sum(1 for _ in c.decode(video=0))
         assert frames == side["frames"], rel
-    leftovers = [p for p in out.rglob("*") if ".partial" in p.name or p.name.startswith(".work-")]
+    leftovers = [
+        p
+        for p in out.rglob("*")
+        if ".partial" in p.name or p.name.startswith(".work-") or (p.parent.name == ".work" and p.is_dir())
+    ]
     assert not leftovers, leftovers
 
 
@@ -201,9 +205,9 @@ def test_sigterm_to_the_coordinator_stops_its_workers_mid_job(tmp_path):
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "CLIPPER_TEST_MARK": mark}
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out.glob("*/.*.partial")):
+    while time.monotonic() < deadline and not list(out.glob(".work/*/.*.partial")):
         time.sleep(0.02)
-    assert list(out.glob("*/.*.partial")), "no render started"
+    assert list(out.glob(".work/*/.*.partial")), "no render started"
     signalled = time.time()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -213,7 +217,11 @@ def test_sigterm_to_the_coordinator_stops_its_workers_mid_job(tmp_path):
     assert late == [], f"published after SIGTERM: {late}"
     # "nothing half-written was kept" is true when the command returns, not after the next run's clean-up.
     assert "nothing half-written was kept" in err
-    leftovers = [p for p in out.rglob("*") if ".partial" in p.name or p.name.startswith(".work-")]
+    leftovers = [
+        p
+        for p in out.rglob("*")
+        if ".partial" in p.name or p.name.startswith(".work-") or (p.parent.name == ".work" and p.is_dir())
+    ]
     assert leftovers == [], leftovers
 
 

@@ -78,7 +78,11 @@ def cut_rows(stdout: str) -> list[tuple[int, int]]:
 
 
 def leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if ".partial" in p.name or p.name.startswith(".work-")]
+    return [
+        p
+        for p in folder.rglob("*")
+        if ".partial" in p.name or p.name.startswith(".work-") or (p.parent.name == ".work" and p.is_dir())
+    ]
 
 
 # -------------------------------------------------------------------------------------------- validate

@@ -441,9 +441,9 @@ def _render_caught_mid_encode(tmp_path: Path, write_manifest, **popen: object) -
     proc = subprocess.Popen(
         [sys.executable, "-m", "clipper.cli", "render", str(m), "--out", str(tmp_path / "out"), "--quiet"], **popen
     )
-    folder = tmp_path / "out" / "clip"
+    work = tmp_path / "out" / ".work"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
+    while time.monotonic() < deadline and not list(work.glob("*/.*.partial")):
         time.sleep(0.05)
     assert proc.poll() is None, "render finished before it could be interrupted"
     return m, proc
@@ -454,12 +454,32 @@ def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manife
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     out, folder = tmp_path / "out", tmp_path / "out" / "clip"
-    assert list(folder.glob("*.mp4")) == [] and list(folder.glob("*.json")) == []
-    assert list(folder.glob(".*.partial")), "the partial file is hidden and named as such"
-    # The next render cleans up and publishes.
+    # Nothing in the folder that gets uploaded, not even hidden: a render killed during its checks had left a
+    # complete, playable, unverified file there (QA audit). The partial is in the render's own work folder.
+    assert list(folder.iterdir()) == []
+    assert list(out.glob(".work/clip.*/.clip.en.youtube.mp4.partial")), "the partial file is named as such"
+    # The next render cleans up (its owner is dead: its lock is free) and publishes.
     [r] = render(prepare(m), out)
     assert r.path.exists()
-    assert not list(folder.glob(".*.partial")) and not list(folder.glob(".work-*"))
+    assert [p.name for p in (out / ".work").iterdir() if p.is_dir()] == []
+    assert sorted(p.name for p in folder.iterdir()) == ["clip.en.youtube.json", "clip.en.youtube.mp4"]
+
+
+def test_two_renders_of_one_id_at_once_each_publish_only_what_they_checked(tmp_path, write_manifest):
+    # A second render of the same id deleted the first one's live partial as "stale" and wrote its own under the
+    # same name, which the first then hashed and renamed as its own (QA audit: a file that was never verified was
+    # published with exit 0, a sidecar naming other bytes). Each render now writes in a work folder of its own.
+    m, proc = _render_caught_mid_encode(tmp_path, write_manifest, stderr=subprocess.PIPE, text=True)
+    [r] = render(prepare(m), tmp_path / "out")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    from clipper.media import file_sha256
+
+    side = json.loads(r.sidecar.read_text())
+    assert file_sha256(r.path) == side["output_sha256"] and r.path.stat().st_size == side["output_bytes"]
+    with av.open(str(r.path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == side["frames"] == 200
+    assert sorted(p.name for p in r.path.parent.iterdir()) == ["clip.en.youtube.json", "clip.en.youtube.mp4"]
 
 
 def test_a_render_stopped_with_sigterm_stops_its_ffmpeg_and_keeps_nothing(tmp_path, write_manifest):
@@ -474,8 +494,8 @@ def test_a_render_stopped_with_sigterm_stops_its_ffmpeg_and_keeps_nothing(tmp_pa
     time.sleep(0.5)
     still = [pid for pid in ffmpegs if Path(f"/proc/{pid}").exists()]
     assert still == [], "ffmpeg outlived clipper"
-    folder = tmp_path / "out" / "clip"
-    assert list(folder.glob("*.mp4")) == [] and list(folder.glob(".*.partial")) == []
+    out = tmp_path / "out"
+    assert list((out / "clip").glob("*.mp4")) == [] and list(out.rglob("*.partial")) == []
 
 
 def test_previews_are_checked_for_metadata_and_length_too(tmp_path, write_manifest):

@@ -360,6 +360,7 @@ def run_batch(
 
     `dask`: a scheduler address, or 'local' for a LocalCluster; default: a local process pool."""
     from clipper.render import remove_stale_partials
+    from clipper.workarea import remove_stale_work
 
     progress = progress or BatchProgress()
     out_root = out_root.resolve()
@@ -385,6 +386,8 @@ def run_batch(
         for folder in folders:
             for leftover in remove_stale_partials(folder):
                 log.info("removed %s, left by an interrupted render", leftover)
+        for leftover in remove_stale_work(out_root):
+            log.info("removed %s, left by an interrupted render", leftover)
         if retry_failed:
             ledger.requeue_failed()
 
@@ -435,6 +438,8 @@ def run_batch(
                 for folder in [out_root, *(p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith("."))]:
                     with contextlib.suppress(OSError):
                         remove_stale_partials(folder)
+                with contextlib.suppress(OSError):
+                    remove_stale_work(out_root)
         if run_id:
             ledger.end_run(run_id, "interrupted")
         raise
