@@ -194,13 +194,16 @@ class RenderPlan:
     outro: CardPlan | None
     logo: LogoPlan | None
     reframe: str
-    anonymity: dict[str, str]
-    faces: FacePlan | None  # None: opted out (the reason is in anonymity)
+    anonymity: dict[str, str]  # as every sidecar states it: no free text of the editor's
+    faces: FacePlan | None  # None: opted out (the reason is in opt_out_reasons)
     variants: tuple[Variant, ...]
     clip_frames: int  # frames of the segments alone
     steps: tuple[str, ...] = field(default=())
     captions: dict[str, CaptionPlan] = field(default_factory=dict)  # language -> captions (none: no captions)
-    voice: VoicePlan | None = None  # None: opted out (the reason is in anonymity)
+    voice: VoicePlan | None = None  # None: opted out (the reason is in opt_out_reasons)
+    # The reasons given for `mode: none` ("faces" / "voice"): the editor's own words, which may name the person
+    # ("narration by Ahmed's cousin"); shown by `plan` and kept in the provenance file, never published.
+    opt_out_reasons: dict[str, str] = field(default_factory=dict)
     bleeps: tuple[BleepPlan, ...] = ()
     # Allowed but likely not what the editor meant, each located ("file:line: field: what\n  hint: fix"): shown by
     # validate, plan and render, and logged by a batch; never a reason to stop.
@@ -469,13 +472,18 @@ def plan_clip(
         tl = _timeline(m, b.timed_to)
         start, end, pieces = on_clip(tl, b.from_, b.to)
         bleeps.append(BleepPlan(i, b.reason, b.sound, tl, start, end, pieces, tuple(b.words)))
+    reasons = {
+        k: str(getattr(v, "reason", "")) for k, v in (("faces", fm), ("voice", mv)) if getattr(v, "mode", "") == "none"
+    }
     if voice is None:
-        voice_text = f"not changed: {mv.reason}"
+        voice_text = "not changed (mode none; its reason is kept in the provenance file, not published)"
     else:
         where = "the whole clip" if voice.spans is None else f"{len(voice.spans)} stretch(es)"
         voice_text = f"changed: {voice.method}, {voice.strength}, over {where}"
     anonymity = {
-        "faces": f"masked: {fm.mode}, {fm.shape}, padding {fm.padding:g}" if faces else f"not masked: {fm.reason}",
+        "faces": f"masked: {fm.mode}, {fm.shape}, padding {fm.padding:g}"
+        if faces
+        else "not masked (mode none; its reason is kept in the provenance file, not published)",
         "voice": voice_text,
         "regions": f"{len(regions)} always-masked region(s)",
         "bleeps": f"{sum(1 for b in bleeps if b.spans)} bleep(s) in the clip",
@@ -483,7 +491,10 @@ def plan_clip(
     steps = (
         "cut: " + ", ".join(f"{s.source}[{s.in_frame}:{s.out_frame}]" for s in segments),
         *(
-            [f"analyze faces: detect in every frame of every segment (cached), track, hold, pad {faces.padding:g}"]
+            [
+                "analyze faces: detect in every 2nd frame of every segment and its last, and in any frame between that "
+                f"shows a picture of its own (cached), track, hold, pad {faces.padding:g}"
+            ]
             if faces
             else []
         ),
@@ -563,6 +574,7 @@ def plan_clip(
         logo=logo,
         reframe=m.outputs.reframe,
         anonymity=anonymity,
+        opt_out_reasons=reasons,
         faces=faces,
         variants=tuple(variants),
         clip_frames=clip_frames,

@@ -234,6 +234,7 @@ class Provenance(BaseModel):
     sources: dict[str, dict[str, str]]  # name -> {path, sha256}
     segments: list[dict[str, object]]  # each cut: its source, frames and time in the source
     captions_file: str | None = None
+    opt_out_reasons: dict[str, str] = {}  # why faces or voice are not anonymized, in the editor's words
 
 
 @dataclass
@@ -918,6 +919,7 @@ def write_provenance(
             for s in plan.segments
         ],
         captions_file=None if captions is None else str(captions.file),
+        opt_out_reasons=plan.opt_out_reasons,
     )
     logs.mkdir(parents=True, exist_ok=True)
     path = logs / f"{Path(variant.filename).stem}.provenance.json"

@@ -90,6 +90,8 @@ def print_plan(plan: RenderPlan) -> None:
         t.add_row(v.filename, f"{v.width}x{v.height}", limit)
     _out.print(t)
     _out.print("anonymity: " + "; ".join(f"{k}: {v}" for k, v in plan.anonymity.items()))
+    for channel, reason in plan.opt_out_reasons.items():
+        _out.print(f"  {channel} not anonymized because: {reason}", markup=False)
     _out.print("steps:")
     for step in plan.steps:
         _out.print(f"  • {step}")

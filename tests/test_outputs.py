@@ -524,7 +524,11 @@ def test_nothing_published_names_the_manifest_the_sources_or_the_subtitle_file(
     doc = write_manifest(
         {"karimi_phone": src.name}, [{"source": "karimi_phone", "in": 0.2, "out": 2.6}], name="karimi-raqqa-notes.yaml"
     )
-    doc.write_text(doc.read_text().replace("outputs:", "subtitles:\n  en: karimi-raqqa.en.vtt\noutputs:"))
+    text = doc.read_text().replace("outputs:", "subtitles:\n  en: karimi-raqqa.en.vtt\noutputs:")
+    # The reasons for mode none are the editor's own words: they were published word for word (QA sweep).
+    text = text.replace("test pattern, no person in frame", "only Karimi's hands are in frame")
+    text = text.replace("synthetic sound, nobody speaks", "Karimi's cousin reads the text")
+    doc.write_text(text)
     [r] = render_manifest(doc)
     raw_hash = hashlib.sha256(src.read_bytes()).hexdigest().encode()
     published = [p for p in r.path.parent.rglob("*") if p.is_file()]
@@ -538,6 +542,11 @@ def test_nothing_published_names_the_manifest_the_sources_or_the_subtitle_file(
     assert prov["manifest_file"] == str(doc) and prov["sources"]["karimi_phone"]["sha256"] == raw_hash.decode()
     assert prov["segments"][0]["in_frame"] == 5 and prov["captions_file"].endswith("karimi-raqqa.en.vtt")
     assert prov["output_sha256"] == json.loads(r.sidecar.read_text())["output_sha256"]
+    assert prov["opt_out_reasons"] == {
+        "faces": "only Karimi's hands are in frame",
+        "voice": "Karimi's cousin reads the text",
+    }
+    assert json.loads(r.sidecar.read_text())["anonymity"]["faces"].startswith("not masked (mode none")
 
 
 @pytest.mark.parametrize("alpha", [False, True], ids=["opaque", "alpha-0"])
