@@ -479,9 +479,11 @@ def render(
     withdraw_outputs(folder, plan.variants)
     (folder / f"{plan.manifest_id}.voice.wav").unlink(missing_ok=True)  # a voice preview of the manifest as it was
     if not overlays and not all(v.preview for v in plan.variants):
-        # output/<id>/ is what gets uploaded: the review sheet was for the editor before this render (a batch
-        # withdraws it too). A preview leaves it, for the look it goes with.
+        # output/<id>/ is what gets uploaded: the review sheet and the previews (360p, some with boxes, ids and
+        # scores drawn) were for the editor before this render (a batch withdraws them too). A preview leaves them.
         (folder / f"{plan.manifest_id}.review.png").unlink(missing_ok=True)
+        for p in folder.glob(f"{plan.manifest_id}.*.preview*.mp4"):
+            withdraw_output(p)
     shared = shared_work(plan, out_root, progress=progress, detector=detector)
     results = []
     with work_area(out_root, plan.manifest_id) as work:

@@ -447,10 +447,11 @@ def test_review_sheet_shows_the_least_confident_and_held_frames(tmp_path, write_
     assert not list(sheet.parent.glob(".*partial*"))
     # output/<id>/ is what gets uploaded: a render withdraws the sheet (a batch did; a lone render left it for
     # good); a preview, made for a look beside it, leaves it.
-    render_manifest(path, preview=True)
-    assert sheet.exists()
+    [preview] = render_manifest(path, preview=True)
+    assert sheet.exists() and preview.path.exists()
     render_manifest(path)
     assert not sheet.exists()
+    assert sorted(p.name for p in sheet.parent.iterdir()) == ["clip.en.telegram.json", "clip.en.telegram.mp4"]
 
 
 def test_review_sheet_never_shows_a_face_the_verify_detector_finds(tmp_path, write_manifest):
