@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from clipper.errors import ClipperError
+from clipper.errors import ClipperError, MediaError
 from clipper.faces.cache import DetectionCache, track_key
 from clipper.faces.detect import FLOOR_PX, LUMA_WEIGHTS, CenterFace, FaceDetector
 from clipper.faces.track import Detection, FrameMask, TrackingSettings, coverage_report, plan_masks
@@ -278,7 +278,7 @@ def _detect_segment(
             found = detector.detect(rgb)
         except Exception as e:  # noqa: BLE001 — any detector fault stops the job: faces cannot be guaranteed
             raise ClipperError(
-                f"the face detector failed on frame {index} of segment {seg.index + 1}: {type(e).__name__}: {e}",
+                f"the face detector failed on frame {index} of segments.{seg.index}: {type(e).__name__}: {e}",
                 where=str(seg.path),
                 hint="nothing was rendered; run with --debug and report the log (faces are never left unmasked)",
             ) from e
@@ -288,7 +288,7 @@ def _detect_segment(
     # analysed frame arrives and both neighbours of every skipped frame are known.
     window: list[tuple[int, np.ndarray, np.ndarray]] = []
     flashed: list[int] = []
-    for frame in read_frames(args, w * h * 3, what=f"face analysis of segment {seg.index + 1}"):
+    for frame in read_frames(args, w * h * 3, what=f"face analysis of segments.{seg.index}"):
         rgb = frame.reshape(h, w, 3)
         index = len(dets)
         grey = rgb[::2, ::2].astype(np.float32) @ LUMA_WEIGHTS
@@ -311,10 +311,11 @@ def _detect_segment(
             on_frame(len(dets))
     if len(dets) != seg.out_frames:
         # Fewer frames than planned: the masks would not line up with the render. Stop rather than guess.
-        raise ClipperError(
-            f"face analysis of segment {seg.index + 1} read {len(dets)} frames, expected {seg.out_frames}",
+        raise MediaError(
+            f"face analysis of segments.{seg.index} read {len(dets)} frames, expected {seg.out_frames}: the source "
+            "ends or breaks off inside this cut",
             where=str(seg.path),
-            hint="the source may be damaged near this cut; re-export it, or move the cut",
+            hint="the file may be damaged or an unfinished copy: copy it again, or move the cut",
         )
     return dets, luma, tuple(flashed)
 

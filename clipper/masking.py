@@ -156,7 +156,7 @@ def plan_face_reframe(plan: RenderPlan, faces: FaceAnalysis, aspect: Fraction) -
         boxes, cuts = framing(framing_boxes(seg_faces.detections), plan.fps)
         path = plan_crop(boxes, seg.display_width, seg.display_height, aspect, plan.fps, cuts=cuts or None)
         if path.fallback:
-            return FaceReframe(paths=(), fallback=f"cut {seg.index + 1}: {path.reason}")
+            return FaceReframe(paths=(), fallback=f"segments.{seg.index}: {path.reason}")
         paths.append(path)
     return FaceReframe(paths=tuple(paths), fallback=None)
 

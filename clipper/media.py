@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -191,6 +193,13 @@ def probe(path: Path) -> MediaFacts:
                 where=str(path),
                 hint="re-export the file with its sound as AAC or PCM (or without a sound track)",
             )
+        if _ends_early(container, v, duration):
+            raise MediaError(
+                f"ends before the {duration:.1f} s its header declares: nothing can be read in its last second "
+                "(a copy cut off before it finished)",
+                where=str(path),
+                hint="copy the file again from the original and compare the sizes",
+            )
         tags = {str(k): str(val) for k, val in (container.metadata or {}).items()}
         return MediaFacts(
             path=path,
@@ -302,6 +311,27 @@ def _snap_rate(rate: Fraction) -> Fraction:
         if abs(rate - std) / std < Fraction(1, 2000):
             return std
     return rate.limit_denominator(1001)
+
+
+def _ends_early(container: object, v: object, duration: float) -> bool:
+    """True when not one packet of the video stream can be read in the last second of the duration the stream
+    declares: the header of an MP4/MOV is written first (or moved to the front), so a copy cut off halfway
+    probes as whole and failed only at render time. Streams without a duration of their own (MKV, TS: the
+    container's may count a longer sound track) and files that cannot seek are not judged."""
+    import av
+
+    if v.duration is None or v.time_base is None or duration <= 1.0:  # type: ignore[attr-defined]
+        return False
+    start = v.start_time or 0  # type: ignore[attr-defined]
+    try:
+        # any_frame: the packet at that time, not the keyframe before it (one keyframe may open the whole file).
+        container.seek(start + int((duration - 1.0) / v.time_base), stream=v, backward=True, any_frame=True)  # type: ignore[attr-defined]
+        return not any(packet.size for packet in itertools.islice(container.demux(v), 64))  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, OverflowError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(av.error.FFmpegError):
+            container.seek(start, stream=v, backward=True)  # type: ignore[attr-defined]
 
 
 def _duration_s(container: object, v: object) -> float:

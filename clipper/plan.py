@@ -516,7 +516,7 @@ def plan_clip(
             else []
         ),
         *(
-            f"bleep {b.index + 1} ({b.sound}): {b.reason} — "
+            f"bleeps.{b.index} ({b.sound}): {b.reason} — "
             + (
                 ", ".join(f"{float(a):.3f}-{float(z):.3f} s" for a, z in b.spans) + " of the clip"
                 if b.spans
@@ -627,7 +627,7 @@ def _notes(
             notes.append(
                 lm.problem(
                     ("anonymize", "bleeps", b.index),
-                    f"bleep {b.index + 1} ({b.timed_to} {float(b.start):.3f}-{float(b.end):.3f} s) is outside every "
+                    f"this bleep ({b.timed_to} {float(b.start):.3f}-{float(b.end):.3f} s) is outside every "
                     "cut, so nothing is bleeped for it",
                     "if those are clip times, add `timed_to: clip` to it",
                 ).render()
@@ -657,7 +657,7 @@ def _notes(
                     lm.problem(
                         ("segments", b.index),
                         f"shows {format_clock(lo / a.src_fps)}-{format_clock(hi / a.src_fps)} of {a.source!r} again "
-                        f"(segment {a.index + 1} shows it too)",
+                        f"(segments.{a.index} shows it too)",
                         "fine for a deliberate repeat; otherwise fix the segment's in or out",
                     ).render()
                 )

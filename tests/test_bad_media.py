@@ -59,6 +59,19 @@ def _truncated(path: Path) -> None:
     path.write_bytes(data[: int(len(data) * 0.3)])
 
 
+def _cut_off(path: Path) -> None:
+    """The first 40 % of a valid MP4 whose index was written first (faststart, as phones and editors export): its
+    header declares every frame, so it probed as whole, passed validate and failed only mid-render (QA sweep)."""
+    full = path.with_name("full.mp4")
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(full)),
+    )
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: int(len(data) * 0.4)])
+
+
 def _text(path: Path) -> None:
     path.write_text("interview notes, not a video\n" * 20, encoding="utf-8")
 
@@ -112,6 +125,7 @@ def _missing(path: Path) -> None:
 # kind → (file name, maker, what the message must say)
 KINDS: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "truncated": ("truncated.mp4", _truncated, "truncated"),
+    "cut-off": ("copy.mp4", _cut_off, "ends before the 4.0 s its header declares"),
     "text": ("notes.mp4", _text, "is not a readable media file"),
     "audio-only": ("sound.mp4", _audio_only, "has no video stream"),
     "empty": ("empty.mp4", _empty, "is empty (0 bytes)"),

@@ -617,7 +617,7 @@ def test_the_plan_notes_what_an_editor_rarely_means_and_the_identity_ignores_not
     repeat, french = sorted(plan.notes)
     assert f"{path}:" in french and "subtitles.fr: 'fr' is not among outputs.languages" in french
     assert "hint: add fr to outputs.languages, or remove this entry" in french
-    assert "segments.1: shows 00:00:01.000-00:00:01.200 of 'cam' again (segment 1 shows it too)" in repeat, repeat
+    assert "segments.1: shows 00:00:01.000-00:00:01.200 of 'cam' again (segments.0 shows it too)" in repeat, repeat
 
     apart = yaml.safe_load(path.read_text(encoding="utf-8"))
     apart["segments"][1]["in"] = 1.2

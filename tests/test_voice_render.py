@@ -174,13 +174,13 @@ def test_clipper_plan_lists_each_bleep_with_its_reason(tmp_path, write_manifest)
         env={**os.environ, "COLUMNS": "200"},
     )
     assert r.returncode == 0, r.stderr
-    assert "bleep 1 (tone): the name of his town — 0.400-0.900 s of the clip" in r.stdout, r.stdout
-    assert "bleep 2 (silence): a cousin, cut anyway — cam 3.500-3.900 s is outside every cut" in r.stdout
+    assert "bleeps.0 (tone): the name of his town — 0.400-0.900 s of the clip" in r.stdout, r.stdout
+    assert "bleeps.1 (silence): a cousin, cut anyway — cam 3.500-3.900 s is outside every cut" in r.stdout
     # Allowed, but said where an editor looks: clip times written without `timed_to: clip` look just like this.
     v = subprocess.run([sys.executable, "-m", "clipper.cli", "validate", str(doc)], capture_output=True, text=True)
     assert v.returncode == 0, v.stderr
-    assert "bleep 2 (cam 3.500-3.900 s) is outside every cut" in v.stderr and "timed_to: clip" in v.stderr
-    assert "bleep 1" not in v.stderr
+    assert "anonymize.bleeps.1: this bleep (cam 3.500-3.900 s) is outside every cut" in v.stderr, v.stderr
+    assert "timed_to: clip" in v.stderr and "bleeps.0" not in v.stderr
 
 
 def _voice(doc: Path, extra: str = "") -> Path:
