@@ -622,7 +622,17 @@ def _not_a_file(kind: str, path: Path, written: str) -> tuple[str, str]:
     """(message, hint) for a path the manifest names that is not a readable file."""
     if path.is_dir():
         return f"{kind} path {written} is a folder, not a file", f"name the {kind} file inside it"
-    return f"no such {kind} file: {written}", "paths are relative to the manifest"
+    return f"no such {kind} file: {written}", windows_path_hint(written) or "paths are relative to the manifest"
+
+
+def windows_path_hint(written: str) -> str:
+    """A hint for a path written the Windows way (backslashes, a drive letter), which names nothing here; or ''."""
+    if "\\" in written or re.match(r"^[A-Za-z]:[\\/]", written):
+        return (
+            "this is a Windows path: write it with forward slashes (/), relative to the manifest, for a file on this "
+            "machine (e.g. footage/interview.mp4)"
+        )
+    return ""
 
 
 def _compose(path: Path, text: str) -> yaml.Node:
@@ -755,7 +765,12 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
             return None
         if origin is dict:
             tp = typing.get_args(tp)[1]
-        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            continue
+        if origin in (typing.Union, types.UnionType):
+            # A choice of models (voice: a change or an opt-out): the one that has this key.
+            owners = [m for m in map(_strip, typing.get_args(tp)) if isinstance(m, type) and issubclass(m, BaseModel)]
+            tp = next((m for m in owners if part in _keys_of(m)), tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
             by_alias = {(f.alias or n): f for n, f in tp.model_fields.items()}
             if part not in by_alias:
                 return None
@@ -804,6 +819,27 @@ _HINTS_BY_FIELD = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": "{value!r} is too small: at least {limit}",
+    "greater_than": "{value!r} is too small: more than {limit}",
+    "less_than_equal": "{value!r} is too large: at most {limit}",
+    "less_than": "{value!r} is too large: less than {limit}",
+    "string_too_short": "too short: at least {limit} characters",
+    "string_too_long": "too long: at most {limit} characters",
+}
+_LIMIT_KEYS = ("ge", "gt", "le", "lt", "min_length", "max_length")
+
+
+def _described(loc: Sequence[str | int]) -> str:
+    """What the field at `loc` is for (its schema description), as a hint."""
+    model = _model_at(loc[:-1]) if loc and isinstance(loc[-1], str) else None
+    if model is None:
+        return ""
+    by_alias = {(f.alias or n): f for n, f in model.model_fields.items()}
+    info = by_alias.get(str(loc[-1]))
+    return f"{loc[-1]}: {info.description}" if info and info.description else ""
+
+
 def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[ClipperError]:
     out: list[ClipperError] = []
     for e in err.errors(include_url=False):
@@ -832,6 +868,8 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
             hint = (
                 f"did you mean {close[0]!r}?" if close else (f"allowed here: {', '.join(allowed)}" if allowed else "")
             )
+            if field_name == "timed_to" and "spans" in loc:
+                hint = "a span's times are on the timeline its owner names: write timed_to once, beside spans"
             key = _key_node(root, loc)
             mark = key.start_mark if key else _node_at(root, loc)[0].start_mark
             out.append(
@@ -851,6 +889,12 @@ def _problems(path: Path, root: yaml.Node, err: ValidationError) -> list[Clipper
         if kind == "missing":
             msg = f"required field {field_name!r} is missing"
             hint = _HINTS_BY_FIELD.get(field_name, "")
+        if kind in _BOUNDS:
+            # pydantic's "Input should be greater than or equal to 0.5": say the value, the limit, and what it is for.
+            limit = next((v for k, v in (e.get("ctx") or {}).items() if k in _LIMIT_KEYS), "?")
+            msg = _BOUNDS[kind].format(value=e.get("input"), limit=limit)
+        if kind in _BOUNDS or kind in ("too_short", "too_long"):
+            hint = hint or _HINTS_BY_FIELD.get(field_name, "") or _described(loc)
         if not hint and loc and isinstance(loc[-1], int) and len(loc) >= 2:
             hint = _HINTS_BY_FIELD.get(str(loc[-2]), "")
         if not hint:

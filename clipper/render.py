@@ -42,7 +42,7 @@ from clipper.graph import (
     parse_loudness,
     render_cmd,
 )
-from clipper.manifest import LoadedManifest, load_manifest
+from clipper.manifest import LoadedManifest, load_manifest, windows_path_hint
 from clipper.masking import CroppingMasker, FaceReframe, FrameMasker, needs_pipe, plan_face_reframe
 from clipper.media import MediaFacts, content_hash, file_sha256, probe
 from clipper.plan import CaptionPlan, RenderPlan, Variant, plan_clip
@@ -78,7 +78,9 @@ def probe_sources(lm: LoadedManifest) -> dict[str, MediaFacts]:
         try:
             facts[name] = probe(lm.resolve(rel))
         except MediaError as e:
-            problems.append(lm.problem(("sources", name), f"{e.where}: {e.message}", e.hint))
+            hint = windows_path_hint(rel) if e.message == "no such file" else ""
+            where = rel if hint else e.where  # as written: joined to the manifest's folder it read as nonsense
+            problems.append(lm.problem(("sources", name), f"{where}: {e.message}", hint or e.hint))
     for kind in ("intro", "outro"):
         card = getattr(lm.manifest.cards, kind)
         if card and card.font and not lm.resolve(card.font).is_file():

@@ -155,9 +155,40 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
         _with({9: "  faces: {mode: pixelate, padding: 0.1}"}),
         9,
         "anonymize.faces.padding",
-        "greater than or equal to 0.5",
+        "0.1 is too small: at least 0.5",
     ),
     ("faces-mode-typo", _with({9: "  faces: {mode: pixelat}"}), 9, "anonymize.faces.mode", "did you mean 'pixelate'?"),
+    # Limits say the value, the limit and what the field is for (pydantic's own words gave no way forward).
+    (
+        "faces-reason-short",
+        _with({9: "  faces: {mode: none, reason: nobody}"}),
+        9,
+        "anonymize.faces.reason",
+        "hint: reason: ",
+    ),
+    # A path copied from Windows: shown as written (it was joined to the manifest's folder) and how to write it.
+    (
+        "windows-source-path",
+        _with({5: "  main: C:\\Users\\editor\\src.mp4"}),
+        5,
+        "sources.main",
+        "C:\\Users\\editor\\src.mp4: no such file\n  hint: this is a Windows path: write it with forward slashes",
+    ),
+    (
+        "windows-subtitle-path",
+        _with(extra="subtitles:\n  en: subs\\en.vtt\n"),
+        15,
+        "subtitles.en",
+        "hint: this is a Windows path",
+    ),
+    # timed_to belongs beside spans, not in each: the error had no hint (QA sweep).
+    (
+        "voice-span-timed-to",
+        _with({10: "  voice: {method: vocoder, speaker: d-07, spans: [{from: 1, to: 2, timed_to: clip}]}"}),
+        10,
+        "anonymize.voice.spans.0.timed_to",
+        "write timed_to once, beside spans",
+    ),
     ("faces-none-no-reason", _with({9: "  faces: {mode: none}"}), 9, "anonymize.faces", "mode none needs a reason"),
     (
         "faces-reason-with-a-mask",
