@@ -62,12 +62,19 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     from clipper.captions.fonts import font_for
     from clipper.captions.lint import lint_files
     from clipper.captions.read import read_subtitles
+    from clipper.errors import ClipperError
 
     problems = 0
     for path in args.files:
         lang = args.lang or _language_in_name(Path(path))
-        missing = font_for(lang, text=read_subtitles(Path(path)).text).missing if lang else None
-        issues = lint_files([Path(path)], strict=args.strict, fps=args.fps, missing_glyphs=missing)
+        try:
+            missing = font_for(lang, text=read_subtitles(Path(path)).text).missing if lang else None
+            issues = lint_files([Path(path)], strict=args.strict, fps=args.fps, missing_glyphs=missing)
+        except ClipperError as e:
+            # A file that cannot be read at all is a finding like any other: the rest are still linted.
+            print(e.render(), file=sys.stderr)
+            problems += 1
+            continue
         for issue in issues:
             print(f"{issue}")
         problems += sum(1 for issue in issues if issue.blocking or args.strict)

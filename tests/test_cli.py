@@ -293,6 +293,11 @@ def test_lint_fails_on_what_a_render_stops_on_and_advises_on_style(tmp_path):
     assert broken.returncode == 1
     assert f"{backwards}:6: dropped: " in broken.stdout and "(a render stops on this)" in broken.stdout
     assert "Traceback" not in broken.stderr
+    # A file that cannot be read at all is reported and the others are still linted (it stopped the lint, exit 2).
+    latin1 = tmp_path / "notes.fr.vtt"
+    latin1.write_bytes("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nDéjà\n".encode("latin-1"))
+    both = run(tmp_path, "lint", str(latin1), str(slow))
+    assert both.returncode == 1 and str(latin1) in both.stderr and ":3: cps: " in both.stdout, both
 
 
 def test_a_ledger_that_cannot_be_written_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
