@@ -180,8 +180,16 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int, *, channels: in
 
 def _face_sprite(height: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (premultiplied RGB float32, 1 - alpha float32) of the astronaut's head and shoulders."""
-    from skimage import data
-    from skimage.transform import resize
+    try:
+        from skimage import data
+        from skimage.transform import resize
+    except ImportError:
+        from clipper.errors import ClipperError
+
+        raise ClipperError(
+            "the demo footage needs scikit-image (its astronaut photo is the demo's face)",
+            hint="pip install 'clipper[demo]' (make demo installs it)",
+        ) from None
 
     crop = data.astronaut()[0:300, 100:380]
     width = round(crop.shape[1] * height / crop.shape[0])
