@@ -75,3 +75,17 @@ def test_demo_preview_renders_in_seconds(demo_tree: Path):
     with av.open(str(demo_tree / "footage" / "demo-interview.mp4")) as c:
         source = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 50 == 0]
     assert all(detector.detect(f) for f in source)
+
+
+def test_the_demo_without_scikit_image_says_what_to_install(monkeypatch, tmp_path):
+    # A plain `pip install .` has no scikit-image: the demo ended in a traceback (QA sweep).
+    import sys
+
+    from clipper.demo import make_demo_interview
+    from clipper.errors import ClipperError
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage now raises ImportError
+    with pytest.raises(ClipperError, match="needs scikit-image") as raised:
+        make_demo_interview(tmp_path / "demo.mp4")
+    assert "clipper[demo]" in raised.value.hint
+    assert not list(tmp_path.iterdir())
