@@ -865,6 +865,18 @@ def _render_variant(
             sound=None if sound is None else sound.report.to_json(),
             checks={
                 **report.checks,
+                **(
+                    {}
+                    if expect.loudness
+                    else {
+                        "loudness": {
+                            "checked": False,
+                            "why": "a preview: it carries the render's measured gain"
+                            if variant.preview
+                            else "the clip is silent: there is no sound to measure",
+                        }
+                    }
+                ),
                 "faces": gate or {"checked": False, "why": "faces opted out"},
                 "voice": voice_check,
             },

@@ -352,6 +352,11 @@ def test_reframe_modes_keep_the_picture_centred(tmp_path, write_manifest, render
     m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 1}], platforms=["tiktok"], reframe=mode)
     [r] = render_manifest(m)
     assert read_frame_numbers(r.path) == list(range(25))
+    # No sound, no loudness to check: the sidecar says so instead of leaving the check out unsaid (QA sweep).
+    assert json.loads(r.sidecar.read_text())["checks"]["loudness"] == {
+        "checked": False,
+        "why": "the clip is silent: there is no sound to measure",
+    }
     f = _frames_rgb(r.path)[5].astype(int)
     top_band = f[:200]
     if mode == "letterbox":
@@ -506,7 +511,7 @@ def test_previews_are_checked_for_metadata_and_length_too(tmp_path, write_manife
     checks = json.loads(r.sidecar.read_text())["checks"]
     for name in ("no_foreign_metadata", "no_identifying_bytes", "frames", "index_at_front"):
         assert checks[name]["ok"], name
-    assert "loudness_lufs" not in checks
+    assert "loudness_lufs" not in checks and checks["loudness"]["checked"] is False
 
 
 def test_nothing_published_names_the_manifest_the_sources_or_the_subtitle_file(
