@@ -843,7 +843,14 @@ def _render_variant(
                 **faces.report(),
             },
             regions=[
-                {"box": list(r.box), "mode": r.mode, "frames": [r.start_frame, r.end_frame]} for r in plan.regions
+                {
+                    "box": list(r.box),
+                    "mode": r.mode,
+                    "frames": [r.start_frame, r.end_frame],
+                    # A moving region: every keyframe (clip seconds, box), not only the first box.
+                    **({"keyframes": [[round(float(t), 6), list(b)] for t, b in r.keyframes]} if r.keyframes else {}),
+                }
+                for r in plan.regions
             ],
             loudness=None
             if gain is None

@@ -320,6 +320,13 @@ def test_a_keyframed_region_follows_its_keyframes(tmp_path, write_manifest, rend
             box = (0.6, 0.5, 0.4, 0.5)
         assert black(f, box), f"frame {k}: the moving region is not where its keyframes put it"
     assert not black(frames[30], (0.0, 0.3, 0.2, 0.3))  # it moved away: the old place shows picture again
+    # The sidecar reports the path, not only the first box (QA sweep).
+    [region] = json.loads(r.sidecar.read_text())["regions"]
+    assert region["keyframes"] == [
+        [0.4, [0.0, 0.3, 0.2, 0.3]],
+        [1.2, [0.6, 0.3, 0.2, 0.3]],
+        [1.6, [0.6, 0.5, 0.4, 0.5]],
+    ]
 
 
 def test_logo_sits_in_its_corner_over_the_clip_not_the_cards(tmp_path, write_manifest, render_manifest):

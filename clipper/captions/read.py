@@ -341,7 +341,9 @@ def _parse_vtt(lines: list[str], path: Path) -> tuple[list[tuple[_Timing, str]],
             is_note = head.startswith("NOTE") and head[4:5] in ("", " ", "\t")
             if not is_note and not head.startswith(("STYLE", "REGION")):
                 warnings.append(
-                    SubtitleWarning(start + 1, f"text without a cue timing line (it would be left out): {head[:40]!r}", TIMING_HINT)
+                    SubtitleWarning(
+                        start + 1, f"text without a cue timing line (it would be left out): {head[:40]!r}", TIMING_HINT
+                    )
                 )
         return (None if timing is None else (timing, buffer)), i
 
