@@ -38,24 +38,36 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: ok — {len(plan.variants)} output(s), {plan.duration_s:.2f} s each")
         _warn_notes(plan)
         # Subtitle lint runs as warnings (errors with --strict-captions): a slow cue is not a broken manifest.
-        issues = lint_plan(plan)
+        issues, elsewhere = lint_plan(plan)
         for issue in issues:
             print(f"{issue}", file=sys.stderr)
+        for file, count in elsewhere.items():
+            print(
+                f"{file}: {count} more finding(s) in cues outside the cuts (clipper lint lists them)", file=sys.stderr
+            )
         if issues and args.strict_captions:
             failed += 1
     return 2 if failed else 0
 
 
-def lint_plan(plan: RenderPlan) -> list[LintIssue]:
-    """Lint each caption file a plan uses, with its language's font for the glyph check."""
+def lint_plan(plan: RenderPlan) -> tuple[list[LintIssue], dict[Path, int]]:
+    """Lint each caption file a plan uses, with its language's font for the glyph check: the findings in the cues
+    the clip shows, or that a render stops on; and per file, how many style findings were in cues it does not show
+    (a whole interview's subtitle file buried the few that matter: QA sweep)."""
     from clipper.captions.fonts import font_for, with_script
     from clipper.captions.lint import lint_files
 
     out: list[LintIssue] = []
+    elsewhere: dict[Path, int] = {}
     for lang, cap in plan.captions.items():
         font = font_for(with_script(lang, cap.script), cap.font)
-        out += lint_files([cap.file], fps=float(plan.fps), missing_glyphs=font.missing)
-    return out
+        shown = {c.line for c in cap.cues}
+        for issue in lint_files([cap.file], fps=float(plan.fps), missing_glyphs=font.missing):
+            if issue.blocking or issue.line in shown:
+                out.append(issue)
+            else:
+                elsewhere[cap.file] = elsewhere.get(cap.file, 0) + 1
+    return out, elsewhere
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:

@@ -106,6 +106,22 @@ def test_validate_reports_every_file_and_exits_2_when_one_is_bad(tmp_path, src):
     assert "bad.yaml:" in r.stderr and "missing.mp4" in r.stderr and "no such file" in r.stderr
 
 
+def test_validate_lists_caption_findings_in_the_cues_the_clip_shows_and_counts_the_rest(tmp_path, src):
+    # A whole interview's subtitle file buried the findings that matter under dozens about cues never shown (QA
+    # sweep). Cue at line 3 is shown (0.5-1.0 s, inside the first cut) and reads too fast; line 6 is outside both.
+    (tmp_path / "s.en.vtt").write_text(
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.000\nThirty characters in half a sec\n\n"
+        "00:00:01.500 --> 00:00:02.000\nThirty characters in half a sec too\n",
+        encoding="utf-8",
+    )
+    m = write(tmp_path, "c.yaml", sources={"cam": src.name}, segments=TWO_CUTS)
+    m.write_text(m.read_text().replace("outputs:", "subtitles:\n  en: s.en.vtt\noutputs:"))
+    r = run(tmp_path, "validate", "c.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "s.en.vtt:3: cps: " in r.stderr and "s.en.vtt:6:" not in r.stderr, r.stderr
+    assert "s.en.vtt: 2 more finding(s) in cues outside the cuts" in r.stderr, r.stderr  # cps, duration
+
+
 # ------------------------------------------------------------------------------------------------ plan
 
 
