@@ -94,6 +94,7 @@ class OverlayMasker(FrameMasker):
                 for track in associate(seg.detections, self.faces.tracking):
                     for f, det in zip(track.frames, track.boxes, strict=True):
                         self._ids[(s_idx, f, seg.detections[f].index(det))] = track.id
+        self._analysed = [self.faces.analysed(i) for i in range(len(self.faces.segments))] if self.faces else []
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         """Mask clip frame `index`, then draw its boxes, ids and scores."""
@@ -108,6 +109,11 @@ class OverlayMasker(FrameMasker):
         px = max(12, round(ph / 30))
         parts = m.reason.split("+")
         kind = "dark" if m.full_frame else next((k for k in ("held", "interpolated", "detected") if k in parts), "")
+        reason = m.reason
+        if index - start not in self._analysed[s_idx] and "interpolated" in parts and not m.full_frame:
+            # A frame the stride skipped, between two looks: bridged by design, not a face the detector lost (its
+            # "held" boxes are the neighbours' holds; the sidecar and the review sheet count no hold here).
+            kind, reason = "interpolated", "between analysed frames"
         for box in m.boxes:
             _rect(frame, cw, ch, box, _YUV.get(kind, _YUV["detected"]), thick)
         if m.full_frame:
@@ -122,7 +128,7 @@ class OverlayMasker(FrameMasker):
             # Inside what is shown: a label starting past the view's right edge is moved back into it.
             lx = min(max(x0, vx), vx + max(0, vw - _label(label, px).shape[1]))
             _text(frame, cw, ch, lx, min(y1 + thick, vy + vh - px), label, px)
-        _text(frame, cw, ch, vx + thick, vy + thick, f"{index} {m.reason}", px)
+        _text(frame, cw, ch, vx + thick, vy + thick, f"{index} {reason}", px)
         return frame
 
 

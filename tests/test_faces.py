@@ -527,6 +527,20 @@ def test_preview_with_masks_draws_boxes_ids_and_scores(tmp_path, write_manifest,
     patch = frame[max(0, y0) : y1, max(0, x0) : x1]
     green = (patch[..., 1] > 150) & (patch[..., 0] < 120) & (patch[..., 2] < 120)
     assert green.sum() > 50
+    # A frame the stride skipped is drawn bridged (yellow), not as a lost face (orange "held"): the labels said
+    # "interpolated+held" on every other frame while the sidecar counted no hold (QA sweep).
+    from clipper.analyze import analyze_faces, cache_dir
+    from clipper.faces.cache import DetectionCache
+
+    faces = analyze_faces(prepare(path), DetectionCache(cache_dir(tmp_path / "out")))
+    skipped = [f for f in range(25) if f not in faces.analysed(0) and "held" in faces.mask_at(f)[1].reason]
+    assert skipped
+    frame = rgb_frames(result.path)[skipped[0]].astype(int)
+    x, y, w, h = boxes[skipped[0]]
+    x0, y0, x1, y1 = (round(v * k) for v in (x - w, y - h, x + 2 * w, y + 2 * h))
+    patch = frame[max(0, y0) : y1, max(0, x0) : x1]
+    yellow = (patch[..., 0] > 200) & (patch[..., 1] > 190) & (patch[..., 2] < 90)
+    assert yellow.sum() > 50, yellow.sum()
 
 
 def test_preview_with_masks_under_a_face_reframe_keeps_its_labels_in_the_window(tmp_path, write_manifest):
