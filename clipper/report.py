@@ -10,6 +10,7 @@ from rich.table import Table
 
 from clipper import render as render_mod
 from clipper.plan import RenderPlan, Variant
+from clipper.presets import PRESETS
 from clipper.timecode import format_clock
 
 _err = Console(stderr=True)
@@ -86,8 +87,9 @@ def print_plan(plan: RenderPlan) -> None:
     for col in ("file", "size", "limit"):
         t.add_column(col)
     for v in plan.variants:
-        limit = f"≤ {v.max_bytes / 1e6:g} MB" if v.max_bytes else ""
-        t.add_row(v.filename, f"{v.width}x{v.height}", limit)
+        longest = PRESETS[v.platform].max_seconds if v.platform in PRESETS else None
+        limits = [f"≤ {longest:g} s" if longest else "", f"≤ {v.max_bytes / 1e6:g} MB" if v.max_bytes else ""]
+        t.add_row(v.filename, f"{v.width}x{v.height}", ", ".join(x for x in limits if x))
     _out.print(t)
     _out.print("anonymity: " + "; ".join(f"{k}: {v}" for k, v in plan.anonymity.items()))
     for channel, reason in plan.opt_out_reasons.items():

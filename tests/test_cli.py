@@ -132,6 +132,7 @@ def test_plan_prints_each_cuts_frames_and_every_output_file(tmp_path, src):
     assert cut_rows(r.stdout) == [(10, 30), (53, 75)], r.stdout
     for name in ("pl.en.telegram.mp4", "pl.en.tiktok.mp4"):
         assert name in r.stdout, r.stdout
+    assert "≤ 600 s" in r.stdout  # tiktok's longest clip: the limit column showed only size caps (QA sweep)
     assert "42 frames per output" in r.stdout
 
 
