@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -425,6 +425,31 @@ class SharedWork:
     sound: PreparedSound | None
     gain: LoudnessGain | None
     faces: FaceAnalysis | None
+    source_stamps: dict[Path, tuple[int, int, int, int]] = field(default_factory=dict)  # see `source_stamp`
+
+
+def source_stamp(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime) of a source: what changes when the file is replaced or rewritten."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_sources_unchanged(plan: RenderPlan, stamps: dict[Path, tuple[int, int, int, int]]) -> None:
+    """Raise if a source was replaced or rewritten since its faces were analysed: the masks were placed on the
+    pictures that were there then (the analysis and the encode each read the file; a copy finishing, or a sync
+    tool replacing it in between, would have the masks laid over other pictures)."""
+    for path, stamp in stamps.items():
+        try:
+            now = source_stamp(path)
+        except OSError:
+            now = None
+        if now != stamp:
+            raise MediaError(
+                "changed while it was being rendered (replaced, rewritten or removed): the masks were placed on "
+                "the pictures it held before; nothing was published",
+                where=str(path),
+                hint="let the copy or sync finish, then render again",
+            )
 
 
 def shared_work(
@@ -432,6 +457,7 @@ def shared_work(
 ) -> SharedWork:
     """Do (or load from the cache) the work shared by every variant of a clip: a batch runs it once per manifest."""
     progress = progress or Progress()
+    stamps = {s.path: source_stamp(s.path) for s in plan.segments}  # before the hash: what the hash was taken of
     source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
     sweep_cache_partials(cache_root(out_root))
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
@@ -448,7 +474,8 @@ def shared_work(
             source_hashes=source_hashes,
             on_progress=progress.analyzing,
         )
-    return SharedWork(source_hashes, sound, gain, faces)
+    check_sources_unchanged(plan, stamps)
+    return SharedWork(source_hashes, sound, gain, faces, stamps)
 
 
 def render(
@@ -503,6 +530,7 @@ def render(
                     overlays,
                     shared.sound,
                     job_identity,
+                    shared.source_stamps,
                 )
             )
     return results
@@ -723,6 +751,7 @@ def _render_variant(
     overlays: bool = False,
     sound: PreparedSound | None = None,
     job_identity: str | None = None,
+    source_stamps: dict[Path, tuple[int, int, int, int]] | None = None,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {
@@ -794,6 +823,7 @@ def _render_variant(
             assert variant.max_bytes is not None
             settings = settings.shrunk_to(tmp.stat().st_size, variant.max_bytes)
             log.info("%s over its size cap; re-encoding at %d b/s", variant.filename, settings.max_bitrate)
+        check_sources_unchanged(plan, source_stamps or {})
         gate = check_faces(plan, tmp, variant, faces) if plan.faces is not None else None
         voice_check: dict[str, object] = {"checked": False, "why": "voice not changed"}
         if plan.voice is not None:

@@ -461,6 +461,24 @@ def _render_caught_mid_encode(tmp_path: Path, write_manifest, **popen: object) -
     return m, proc
 
 
+def test_a_source_replaced_during_the_render_stops_it(tmp_path, write_manifest):
+    # The analysis and the encode each read the source: a copy finishing or a sync tool replacing the file in between
+    # would have the masks laid over other pictures (QA audit). The file's identity is checked before publishing.
+    from clipper.errors import MediaError
+
+    tone_video(tmp_path / "src.mp4", seconds=2)
+    tone_video(tmp_path / "other.mp4", seconds=2, size=(640, 360))
+    m = write_manifest({"cam": "src.mp4"}, [{"source": "cam", "in": 0, "out": 1.5}])
+
+    class SwapOnEncode(Progress):
+        def start(self, variant, total_s):
+            os.replace(tmp_path / "other.mp4", tmp_path / "src.mp4")
+
+    with pytest.raises(MediaError, match="changed while it was being rendered"):
+        render(prepare(m), tmp_path / "out", progress=SwapOnEncode())
+    assert list((tmp_path / "out" / "clip").iterdir()) == []
+
+
 def test_killed_render_leaves_nothing_that_looks_finished(tmp_path, write_manifest):
     m, proc = _render_caught_mid_encode(tmp_path, write_manifest, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
