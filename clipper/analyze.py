@@ -84,7 +84,7 @@ def cache_root(out_root: Path) -> Path:
 # A cache writer holds a temporary file for milliseconds to seconds; one this old belongs to a process that died.
 # The cache may be shared by several machines and renders, so "not ours" is no reason to delete: age is.
 STALE_CACHE_PARTIAL_S = 3600.0
-CACHE_FOLDERS = ("faces", "sound", "loudness")  # what clipper writes under the cache root (besides logs/)
+CACHE_FOLDERS = ("faces", "sound", "loudness", "hashes")  # what clipper writes under the cache root (besides logs/)
 
 
 def sweep_cache_partials(root: Path, max_age_s: float = STALE_CACHE_PARTIAL_S) -> list[Path]:
@@ -111,6 +111,11 @@ def sweep_cache_partials(root: Path, max_age_s: float = STALE_CACHE_PARTIAL_S) -
 def cache_dir(out_root: Path) -> Path:
     """Where face analyses are kept: faces/ under cache_root."""
     return cache_root(out_root) / "faces"
+
+
+def hash_memo(out_root: Path) -> Path:
+    """Where the sources' content hashes are remembered across runs (media.content_hash): hashes/ under cache_root."""
+    return cache_root(out_root) / "hashes"
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def analyze_faces(
         # A detector that names no floor gets CenterFace's.
         width = frame_width(seg.display_width, getattr(detector, "floor_px", DETECTOR_FLOOR_PX))
         if seg.source not in hashes:
-            hashes[seg.source] = content_hash(seg.path)
+            hashes[seg.source] = content_hash(seg.path, memo=cache.root.parent / "hashes" if cache else None)
         key = track_key(
             source_sha256=hashes[seg.source],
             in_frame=seg.in_frame,

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -345,13 +346,38 @@ def _duration_s(container: object, v: object) -> float:
     return 0.0
 
 
-def content_hash(path: Path, *, chunk: int = 4 << 20) -> str:
-    """Return the sha256 of a file's bytes, cached beside nothing: keyed by path, size and mtime in memory."""
+def content_hash(path: Path, *, chunk: int = 4 << 20, memo: Path | None = None) -> str:
+    """Return the sha256 of a file's bytes, remembered by the file's (device, inode, size, mtime): in memory, and
+    under `memo` (a folder in the cache) across runs, so that a long interview (tens of GB) is read once, not at
+    every preview, render and batch start (about a second per GB)."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = file_sha256(path, chunk=chunk)
-    return _HASHES[key]
+    stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    resolved = str(path.resolve())
+    key = (resolved, *stamp)
+    if key in _HASHES:
+        return _HASHES[key]
+    record = None if memo is None else memo / f"{hashlib.sha256(resolved.encode()).hexdigest()[:40]}.json"
+    if record is not None:
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            if data.get("stamp") == stamp and re.fullmatch(r"[0-9a-f]{64}", str(data.get("sha256", ""))):
+                _HASHES[key] = data["sha256"]
+                return _HASHES[key]
+        except (OSError, ValueError, AttributeError):
+            pass  # absent, unreadable or of another file: hash it
+    digest = file_sha256(path, chunk=chunk)
+    after = path.stat()
+    if [after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns] != stamp:
+        # Written to while it was read (a copy still arriving): this hash is of no one state of the file.
+        raise MediaError("changed while it was being read", where=str(path), hint="let the copy finish, then run again")
+    _HASHES[key] = digest
+    if record is not None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next run a re-read
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.partial")
+            tmp.write_text(json.dumps({"stamp": stamp, "sha256": digest}), encoding="utf-8")
+            tmp.replace(record)
+    return digest
 
 
 def file_sha256(path: Path, *, chunk: int = 4 << 20) -> str:
@@ -363,7 +389,7 @@ def file_sha256(path: Path, *, chunk: int = 4 << 20) -> str:
     return h.hexdigest()
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def facts_json(facts: MediaFacts) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from clipper import __version__
-from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root, sweep_cache_partials
+from clipper.analyze import FaceAnalysis, analyze_faces, cache_dir, cache_root, hash_memo, sweep_cache_partials
 from clipper.captions.burn import BurnFiles, check_font_log, write_burn_files
 from clipper.captions.fonts import CaptionFont, font_for, with_script
 from clipper.captions.layout import LaidOutCue, lay_out, style_for
@@ -458,7 +458,7 @@ def shared_work(
     """Do (or load from the cache) the work shared by every variant of a clip: a batch runs it once per manifest."""
     progress = progress or Progress()
     stamps = {s.path: source_stamp(s.path) for s in plan.segments}  # before the hash: what the hash was taken of
-    source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    source_hashes = {s.source: content_hash(s.path, memo=hash_memo(out_root)) for s in plan.segments}
     sweep_cache_partials(cache_root(out_root))
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
     # Previews too: the measurement is of the sound alone (a fraction of a second a minute), cached for the renders
@@ -541,7 +541,7 @@ def render_voice_only(plan: RenderPlan, out_root: Path) -> tuple[Path, str]:
     <id>.voice.wav for a quick listen; return its path and the voice check's one-line verdict."""
     folder = output_dir(out_root, plan)
     folder.mkdir(parents=True, exist_ok=True)
-    source_hashes = {s.source: content_hash(s.path) for s in plan.segments}
+    source_hashes = {s.source: content_hash(s.path, memo=hash_memo(out_root)) for s in plan.segments}
     final = folder / f"{plan.manifest_id}.voice.wav"
     final.unlink(missing_ok=True)  # made from the manifest as it was: never left standing if this one fails
     with work_area(out_root, plan.manifest_id) as work:

@@ -133,14 +133,15 @@ def voice_tag(plan: RenderPlan) -> str | None:
     return hmac.new(seed, b"clipper job identity", hashlib.sha256).hexdigest()
 
 
-def plan_jobs(manifest: Path) -> PlannedManifest:
-    """Plan one manifest's jobs; a manifest that cannot be planned yields its error instead (not an exception)."""
+def plan_jobs(manifest: Path, memo: Path | None = None) -> PlannedManifest:
+    """Plan one manifest's jobs; a manifest that cannot be planned yields its error instead (not an exception).
+    `memo`: where the files' content hashes are remembered across runs (see media.content_hash)."""
     from clipper.media import content_hash
     from clipper.render import prepare
 
     try:
         plan = prepare(manifest)
-        hashes = {p: content_hash(p) for p in sorted(plan_paths(plan))}
+        hashes = {p: content_hash(p, memo=memo) for p in sorted(plan_paths(plan))}
         tag = voice_tag(plan)
     except ClipperError as e:
         return PlannedManifest(manifest, None, (), e)

@@ -100,6 +100,7 @@ def render_task(manifest: str, out_root: str, language: str, platform: str, iden
     """Worker: render and publish one variant; refuse if the manifest changed since the job was planned."""
     from dataclasses import replace
 
+    from clipper.analyze import hash_memo
     from clipper.batch.jobs import plan_paths, render_identity, voice_tag
     from clipper.media import content_hash
     from clipper.render import prepare, render
@@ -107,7 +108,7 @@ def render_task(manifest: str, out_root: str, language: str, platform: str, iden
     started = time.monotonic()
     try:
         plan = prepare(Path(manifest), platforms=[platform], languages=[language])
-        hashes = {p: content_hash(p) for p in sorted(plan_paths(plan))}
+        hashes = {p: content_hash(p, memo=hash_memo(Path(out_root))) for p in sorted(plan_paths(plan))}
         one = replace(plan, captions={k: c for k, c in plan.captions.items() if k == language})
         if render_identity(one, hashes, voice_tag(plan)) != identity:
             raise ClipperError(
@@ -359,6 +360,7 @@ def run_batch(
     """Render every variant of every manifest not already done; return what happened (see the module doc).
 
     `dask`: a scheduler address, or 'local' for a LocalCluster; default: a local process pool."""
+    from clipper.analyze import hash_memo
     from clipper.render import remove_stale_partials
     from clipper.workarea import remove_stale_work
 
@@ -391,7 +393,7 @@ def run_batch(
         if retry_failed:
             ledger.requeue_failed()
 
-        planned = _refuse_shared_ids([plan_jobs(m) for m in manifests])
+        planned = _refuse_shared_ids([plan_jobs(m, hash_memo(out_root)) for m in manifests])
         problems = [(str(p.manifest), p.error.render(), p.error.hint) for p in planned if p.error]
         for note in (n for p in planned for n in p.notes):
             log.warning("warning: %s", note)
@@ -538,6 +540,7 @@ def _sidecar_json(path: Path) -> dict[str, Any] | None:
 def _reconcile(ledger: Ledger, jobs: list[RenderJob], out_root: Path) -> None:
     """Bring rows in line with the files: a published output of this identity is done; a done job whose output
     is gone or altered is pending again."""
+    from clipper.analyze import hash_memo
     from clipper.media import content_hash
 
     for job in jobs:
@@ -546,7 +549,11 @@ def _reconcile(ledger: Ledger, jobs: list[RenderJob], out_root: Path) -> None:
         out = out_root / job.manifest_id / job.output
         meta = _sidecar_json(out.with_suffix(".json")) if out.is_file() else None
         published = None
-        if meta is not None and meta.get("job_identity") == job.identity and meta["output_sha256"] == content_hash(out):
+        if (
+            meta is not None
+            and meta.get("job_identity") == job.identity
+            and meta["output_sha256"] == content_hash(out, memo=hash_memo(out_root))
+        ):
             published = meta
         if row.status == "done" and published is None:
             ledger.fail(job.identity, failure="transient", error="its output is missing or changed", fix="",
