@@ -8,6 +8,8 @@ import itertools
 import json
 import os
 import re
+import threading
+import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -346,12 +348,27 @@ def _duration_s(container: object, v: object) -> float:
     return 0.0
 
 
+# Files smaller than this are hashed again each run (subtitles, fonts, a logo: milliseconds), not remembered.
+MEMO_MIN_BYTES = 16 << 20
+# A file modified this recently may be modified again within its filesystem's mtime tick (1-2 s on FAT, SMB and
+# some NFS servers) without its stamp changing: its hash is not remembered across runs (git's "racily clean" rule).
+MEMO_SETTLED_S = 3.0
+
+
+def file_stamp(path: Path) -> list[int]:
+    """(inode, size, mtime, ctime) of a file, read through an open descriptor (opening makes NFS revalidate its
+    cached attributes). ctime cannot be set back (`cp -p`, `rsync -a --inplace` and `touch -r` restore the mtime of
+    a rewritten file, never its ctime); the device number is left out: an NFS client numbers it per mount."""
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
 def content_hash(path: Path, *, chunk: int = 4 << 20, memo: Path | None = None) -> str:
-    """Return the sha256 of a file's bytes, remembered by the file's (device, inode, size, mtime): in memory, and
-    under `memo` (a folder in the cache) across runs, so that a long interview (tens of GB) is read once, not at
-    every preview, render and batch start (about a second per GB)."""
-    st = path.stat()
-    stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    """Return the sha256 of a file's bytes, remembered by the file's path and `file_stamp`: in memory, and under
+    `memo` (a folder in the cache) across runs, so that a long interview (tens of GB) is read once, not at every
+    preview, render and batch start (about a second per GB). A file written while it is read is refused."""
+    stamp = file_stamp(path)
     resolved = str(path.resolve())
     key = (resolved, *stamp)
     if key in _HASHES:
@@ -365,16 +382,17 @@ def content_hash(path: Path, *, chunk: int = 4 << 20, memo: Path | None = None) 
                 return _HASHES[key]
         except (OSError, ValueError, AttributeError):
             pass  # absent, unreadable or of another file: hash it
+    started = time.time()
     digest = file_sha256(path, chunk=chunk)
-    after = path.stat()
-    if [after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns] != stamp:
+    if file_stamp(path) != stamp:
         # Written to while it was read (a copy still arriving): this hash is of no one state of the file.
         raise MediaError("changed while it was being read", where=str(path), hint="let the copy finish, then run again")
     _HASHES[key] = digest
-    if record is not None:
+    settled = started - stamp[2] / 1e9 > MEMO_SETTLED_S
+    if record is not None and stamp[1] >= MEMO_MIN_BYTES and settled:
         with contextlib.suppress(OSError):  # a read-only cache only costs the next run a re-read
             record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f".{record.name}.{os.getpid()}.partial")
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.{threading.get_ident()}.partial")
             tmp.write_text(json.dumps({"stamp": stamp, "sha256": digest}), encoding="utf-8")
             tmp.replace(record)
     return digest

@@ -44,7 +44,7 @@ from clipper.graph import (
 )
 from clipper.manifest import LoadedManifest, load_manifest, windows_path_hint
 from clipper.masking import CroppingMasker, FaceReframe, FrameMasker, needs_pipe, plan_face_reframe
-from clipper.media import MediaFacts, content_hash, file_sha256, probe
+from clipper.media import MediaFacts, content_hash, file_sha256, file_stamp, probe
 from clipper.plan import CaptionPlan, RenderPlan, Variant, plan_clip
 from clipper.presets import LOUDNESS_LUFS
 from clipper.review import OverlayMasker
@@ -425,22 +425,16 @@ class SharedWork:
     sound: PreparedSound | None
     gain: LoudnessGain | None
     faces: FaceAnalysis | None
-    source_stamps: dict[Path, tuple[int, int, int, int]] = field(default_factory=dict)  # see `source_stamp`
+    source_stamps: dict[Path, list[int]] = field(default_factory=dict)  # see media.file_stamp
 
 
-def source_stamp(path: Path) -> tuple[int, int, int, int]:
-    """(device, inode, size, mtime) of a source: what changes when the file is replaced or rewritten."""
-    st = path.stat()
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def check_sources_unchanged(plan: RenderPlan, stamps: dict[Path, tuple[int, int, int, int]]) -> None:
+def check_sources_unchanged(plan: RenderPlan, stamps: dict[Path, list[int]]) -> None:
     """Raise if a source was replaced or rewritten since its faces were analysed: the masks were placed on the
     pictures that were there then (the analysis and the encode each read the file; a copy finishing, or a sync
     tool replacing it in between, would have the masks laid over other pictures)."""
     for path, stamp in stamps.items():
         try:
-            now = source_stamp(path)
+            now = file_stamp(path)
         except OSError:
             now = None
         if now != stamp:
@@ -457,7 +451,7 @@ def shared_work(
 ) -> SharedWork:
     """Do (or load from the cache) the work shared by every variant of a clip: a batch runs it once per manifest."""
     progress = progress or Progress()
-    stamps = {s.path: source_stamp(s.path) for s in plan.segments}  # before the hash: what the hash was taken of
+    stamps = {s.path: file_stamp(s.path) for s in plan.segments}  # before the hash: what the hash was taken of
     source_hashes = {s.source: content_hash(s.path, memo=hash_memo(out_root)) for s in plan.segments}
     sweep_cache_partials(cache_root(out_root))
     sound = prepare_sound(plan, cache_root(out_root), source_hashes)
@@ -751,7 +745,7 @@ def _render_variant(
     overlays: bool = False,
     sound: PreparedSound | None = None,
     job_identity: str | None = None,
-    source_stamps: dict[Path, tuple[int, int, int, int]] | None = None,
+    source_stamps: dict[Path, list[int]] | None = None,
 ) -> RenderResult:
     started = time.monotonic()
     cards = {

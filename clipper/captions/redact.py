@@ -19,18 +19,25 @@ from typing import Protocol, TypeVar
 MARKER = "[…]"
 
 # Letters written one way or another for the same name: Arabic alef maksura and yeh, teh marbuta and heh, the
-# Persian yeh and kaf, the Turkish dotless i. Folded together on both sides of a comparison (in doubt, redact more).
-_FOLD = str.maketrans({"ى": "ي", "ی": "ي", "ة": "ه", "ک": "ك", "ı": "i"})
+# Persian yeh and kaf, the Turkish dotless i; and Latin letters with a stroke, which have no decomposition to drop
+# an accent from (Łukasz is Lukasz). Folded together on both sides of a comparison (in doubt, redact more).
+_FOLD = str.maketrans(
+    {"ى": "ي", "ی": "ي", "ة": "ه", "ک": "ك", "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t", "ƀ": "b"}
+)
 
 
 def fold(text: str) -> str:
     """`text` as names are compared: case, Unicode form, accents and Arabic vowel marks, the stretching tatweel,
-    invisible joiners and direction marks, and spelling variants of a few letters all set aside."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    invisible joiners and direction marks, and spelling variants of a few letters all set aside.
+
+    Character by character, never recomposed: a name held in a word stays held in it once both are folded (NFKC
+    at the end joined a name's last letter with the word's next one: Hangul 가 inside 각 written 가+ᆨ, Bengali কে
+    inside a decomposed কো)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold()).casefold()
     # Mn: combining marks (é's accent once decomposed, Arabic harakat and hamza above/below). Cf: format characters
     # (zero-width joiners, direction marks, soft hyphen). The tatweel is a letter (Lm) that only stretches a word.
     kept = "".join(c for c in decomposed if c != "\u0640" and unicodedata.category(c) not in ("Mn", "Me", "Cf"))
-    return unicodedata.normalize("NFKC", kept).translate(_FOLD)
+    return kept.translate(_FOLD)
 
 
 class _Cue(Protocol):
