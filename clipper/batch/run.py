@@ -549,12 +549,11 @@ def _reconcile(ledger: Ledger, jobs: list[RenderJob], out_root: Path) -> None:
         out = out_root / job.manifest_id / job.output
         meta = _sidecar_json(out.with_suffix(".json")) if out.is_file() else None
         published = None
-        if (
-            meta is not None
-            and meta.get("job_identity") == job.identity
-            and meta["output_sha256"] == content_hash(out, memo=hash_memo(out_root))
-        ):
-            published = meta
+        try:
+            if meta is not None and meta.get("job_identity") == job.identity:
+                published = meta if meta["output_sha256"] == content_hash(out, memo=hash_memo(out_root)) else None
+        except (ClipperError, OSError):
+            published = None  # replaced or removed right now (a render outside the batch): not this job's output
         if row.status == "done" and published is None:
             ledger.fail(job.identity, failure="transient", error="its output is missing or changed", fix="",
                         retry_at=0.0, seconds=None)  # fmt: skip
