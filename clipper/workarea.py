@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +27,14 @@ LOCK = "lock"
 # A work folder without its lock is being made (for microseconds) or removed by its owner; one that stays so longer
 # was left by a process that died in between.
 UNLOCKED_GRACE_S = 60.0
+# Another machine's folder (Dask workers writing to shared storage) is judged by age only: its lock may not be
+# visible from here (NFS mounted nolock or local_lock), and no render runs a day.
+OTHER_HOST_GRACE_S = 24 * 3600.0
+
+
+def _host() -> str:
+    """This machine, as work folders are named: a short hash of its name (the name itself may say whose it is)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 @contextlib.contextmanager
@@ -32,7 +42,7 @@ def work_area(out_root: Path, name: str) -> Iterator[Path]:
     """A new private folder under out_root/.work/ (named after `name`), locked while the block runs, then removed."""
     root = Path(out_root) / WORK
     root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=root))
+    path = Path(tempfile.mkdtemp(prefix=f"{name}.{_host()}.", dir=root))
     # Locked under a name the sweep ignores, then renamed into place: a sweep that finds `lock` finds it held.
     fd = os.open(path / ".lock-new", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -46,13 +56,20 @@ def work_area(out_root: Path, name: str) -> Iterator[Path]:
 
 def remove_stale_work(out_root: Path) -> list[Path]:
     """Remove the work folders under out_root/.work/ whose owners are gone; return them. Safe at any time: a live
-    owner holds its folder's lock."""
+    owner holds its folder's lock. Another machine's folders go only after OTHER_HOST_GRACE_S."""
     root = Path(out_root) / WORK
     removed: list[Path] = []
     if not root.is_dir():
         return removed
+    host = _host()
     for path in root.iterdir():
         if not path.is_dir() or path.is_symlink():
+            continue
+        if path.name.split(".")[-2:-1] != [host]:
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > OTHER_HOST_GRACE_S:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
             continue
         try:
             fd = os.open(path / LOCK, os.O_RDWR)

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from clipper.workarea import WORK, remove_stale_work, work_area
+from clipper.workarea import OTHER_HOST_GRACE_S, WORK, _host, remove_stale_work, work_area
 
 HOLD = """
 import os, signal, sys, time
@@ -50,8 +51,46 @@ def test_a_live_owners_work_folder_survives_a_sweep_and_a_dead_owners_goes(tmp_p
 
 def test_a_work_folder_without_its_lock_is_left_while_it_may_be_in_the_making(tmp_path):
     out = tmp_path / "out"
-    young = out / WORK / "clip.young"
+    young = out / WORK / f"clip.{_host()}.young"
     young.mkdir(parents=True)
     assert remove_stale_work(out) == [] and young.is_dir()
     os.utime(young, (0, 0))  # an owner that died between making its folder and locking it, long ago
     assert remove_stale_work(out) == [young]
+
+
+def test_another_machines_work_folder_is_judged_by_age_alone(tmp_path):
+    # Its lock may not be visible from here (NFS mounted nolock): a free lock is no proof its owner is gone (review).
+    out = tmp_path / "out"
+    theirs = out / WORK / "clip.0123abcd.x1y2z3"
+    theirs.mkdir(parents=True)
+    (theirs / "lock").touch()  # unlocked, as seen from here
+    assert remove_stale_work(out) == [] and theirs.is_dir()
+    old = time.time() - OTHER_HOST_GRACE_S - 60
+    os.utime(theirs, (old, old))
+    assert remove_stale_work(out) == [theirs]
+
+
+def test_publishing_one_id_waits_for_the_render_publishing_it(tmp_path):
+    # Two renders of one id rename their .mp4, captions and sidecar one after the other, never interleaved.
+    import threading
+
+    from clipper.workarea import publishing
+
+    order: list[str] = []
+    inside = threading.Event()
+
+    def second() -> None:
+        inside.wait()
+        with publishing(tmp_path / "out", "clip"):
+            order.append("second")
+
+    t = threading.Thread(target=second)
+    t.start()
+    with publishing(tmp_path / "out", "clip"):
+        inside.set()
+        time.sleep(0.3)  # the other render is waiting now, or would have been inside
+        order.append("first")
+    t.join(timeout=10)
+    assert order == ["first", "second"]
+    with publishing(tmp_path / "out", "other"):  # another id is not held up
+        pass
