@@ -252,7 +252,7 @@ def review(manifest: Path, out_root: Path, *, detector: FaceDetector | None = No
         times = ", ".join(f"{float(f / plan.fps):.2f} s" for f in withheld[:12]) + (" …" if len(withheld) > 12 else "")
         raise AnonymityError(
             f"the verify detector found a face in {len(withheld)} frame(s) of the sheet, "
-            f"at {times}: black on the sheet ({sheet}); a render would stop there",
+            f"at {times}: black on the sheet ({sheet}); a render whose gate looks at those frames stops there",
             where=str(manifest),
             hint="look at those times with `clipper preview --masks`; if a face shows, raise anonymize.faces.padding, "
             "use mode solid or CLIPPER_ANALYSIS_STRIDE=1; if it is not a person's face, cover it with a region",

@@ -469,7 +469,17 @@ def faces_in_picture(rgb: np.ndarray, detector: BlazeFace | None = None) -> list
     det = detector or BlazeFace()
     h, w = rgb.shape[:2]
     aw, ah = det.analysis_size(w, h)
-    view = rgb if (aw, ah) == (w, h) else np.asarray(Image.fromarray(rgb).resize((aw, ah), Image.Resampling.BILINEAR))
+    view = rgb
+    if (aw, ah) != (w, h):
+        import av
+
+        # swscale's bilinear, as scan_video's view of a rendered file (the threshold was calibrated on it: another
+        # scaler moves scores across it).
+        view = (
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            .reformat(width=aw, height=ah, format="rgb24")
+            .to_ndarray()
+        )
     close = _closer_look(det)
     sx, sy = w / aw, h / ah
     found = []
